@@ -1,0 +1,8 @@
+//! BGP-4 for vxbgp: wire codec, session state machine, RIB and route reflection.
+//!
+//! This crate knows nothing of EVPN beyond "an address family with opaque NLRI": the
+//! NLRI of MP_REACH/MP_UNREACH are kept as bytes here and turned into routes by an
+//! [`af::AddressFamily`] implementation (the `evpn` crate provides L2VPN EVPN).
+
+pub mod af;
+pub mod wire;

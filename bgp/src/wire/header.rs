@@ -1,0 +1,1 @@
+//! The message header (RFC 4271 §4.1).
