@@ -52,3 +52,61 @@ pub struct AttrError {
     pub kind: WireErrorKind,
     pub action: Action,
 }
+
+impl WireError {
+    /// An error of `kind` with `rest` bytes left.
+    pub fn new(kind: WireErrorKind, rest: usize) -> Self {
+        WireError { kind, rest }
+    }
+}
+
+impl<'a> nom::error::ParseError<&'a [u8]> for WireError {
+    fn from_error_kind(input: &'a [u8], kind: nom::error::ErrorKind) -> Self {
+        let kind = match kind {
+            nom::error::ErrorKind::Eof if !input.is_empty() => {
+                WireErrorKind::TrailingBytes(input.len())
+            }
+            _ => WireErrorKind::Truncated,
+        };
+        WireError {
+            kind,
+            rest: input.len(),
+        }
+    }
+
+    fn append(_input: &'a [u8], _kind: nom::error::ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+impl std::fmt::Display for WireErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireErrorKind::Truncated => write!(f, "truncated"),
+            WireErrorKind::TrailingBytes(n) => write!(f, "{n} trailing bytes"),
+            WireErrorKind::BadLength { what, got } => write!(f, "bad {what} length {got}"),
+            WireErrorKind::BadValue { what, got } => write!(f, "bad {what} value {got}"),
+            WireErrorKind::BadFlags { flags } => write!(f, "bad flags {flags:#04x}"),
+            WireErrorKind::Duplicate => write!(f, "duplicate"),
+            WireErrorKind::Missing { code } => write!(f, "missing attribute {code}"),
+        }
+    }
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({} bytes left)", self.kind, self.rest)
+    }
+}
+
+impl std::error::Error for WireError {}
+
+impl std::fmt::Display for AttrError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "attribute {} (flags {:#04x}) at offset {}: {} -> {:?}",
+            self.code, self.flags, self.offset, self.kind, self.action
+        )
+    }
+}

@@ -1,0 +1,1 @@
+//! UPDATE tests (filled in below).
