@@ -5,4 +5,8 @@
 //! [`af::AddressFamily`] implementation (the `evpn` crate provides L2VPN EVPN).
 
 pub mod af;
+pub mod listener;
+pub mod peer;
+pub mod rib;
+pub mod session;
 pub mod wire;

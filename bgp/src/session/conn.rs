@@ -1,0 +1,255 @@
+//! One TCP connection of a session: framing, decoding, the FSM, and a writer task.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use super::fsm::{Fsm, FsmConfig, Output};
+use crate::af::AddressFamily;
+use crate::rib::task::RibCmd;
+use crate::rib::{OutBatch, RibInput, RouteAttrs};
+use crate::wire::notification::codes;
+use crate::wire::{
+    header, Action, DecodeCtx, EncodeCtx, Message, MpNextHop, MpUnreach, NotificationMsg,
+    UpdateMsg,
+};
+
+/// Chunks queued towards the writer task. Route batches are only taken from the RIB
+/// while at least `WRITE_ROOM` places are free, so control messages always fit.
+const WRITE_QUEUE: usize = 32;
+const WRITE_ROOM: usize = 4;
+/// A peer that does not take a chunk within this time is considered dead.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(super) enum ConnEvent<B> {
+    Frame(Bytes),
+    /// The header was bad: send this NOTIFICATION and close.
+    BadHeader(NotificationMsg),
+    Failed(String),
+    Tick,
+    Out(B),
+    Accepted(TcpStream),
+    Shutdown(u8),
+}
+
+pub(super) struct Conn {
+    pub fsm: Fsm,
+    /// We opened this connection.
+    pub outgoing: bool,
+    reader: OwnedReadHalf,
+    rbuf: BytesMut,
+    writer: Option<mpsc::Sender<Bytes>>,
+    dctx: DecodeCtx,
+    ectx: EncodeCtx,
+}
+
+impl Conn {
+    /// Takes the stream, starts its writer and sends our OPEN.
+    pub fn new(stream: TcpStream, outgoing: bool, cfg: &FsmConfig) -> Conn {
+        let _ = stream.set_nodelay(true);
+        let (reader, mut write_half) = stream.into_split();
+        let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+        tokio::spawn(async move {
+            while let Some(chunk) = rx.recv().await {
+                match tokio::time::timeout(WRITE_TIMEOUT, write_half.write_all(&chunk)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "write failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!("peer does not read: write timed out");
+                        return;
+                    }
+                }
+            }
+            let _ = write_half.shutdown().await;
+        });
+        let ibgp = cfg.remote_asn == Some(cfg.local_asn);
+        let (fsm, outputs) = Fsm::start(cfg.clone(), Instant::now());
+        let mut c = Conn {
+            fsm,
+            outgoing,
+            reader,
+            rbuf: BytesMut::with_capacity(8192),
+            writer: Some(tx),
+            dctx: DecodeCtx { as4: false, ibgp },
+            ectx: EncodeCtx { as4: false },
+        };
+        for o in outputs {
+            if let Output::Send(m) = o {
+                c.send(&m, Instant::now());
+            }
+        }
+        c
+    }
+
+    /// Reads until a whole message is buffered. Cancel-safe: bytes read stay in `rbuf`.
+    pub async fn next_event<B>(&mut self) -> ConnEvent<B> {
+        loop {
+            match header::frame_len(&self.rbuf) {
+                Err(n) => return ConnEvent::BadHeader(n),
+                Ok(Some(len)) if self.rbuf.len() >= len => {
+                    return ConnEvent::Frame(self.rbuf.split_to(len).freeze());
+                }
+                Ok(_) => {}
+            }
+            match self.reader.read_buf(&mut self.rbuf).await {
+                Ok(0) => return ConnEvent::Failed("peer closed the connection".into()),
+                Ok(_) => {}
+                Err(e) => return ConnEvent::Failed(format!("read: {e}")),
+            }
+        }
+    }
+
+    /// Decodes one message and feeds it to the FSM.
+    pub fn on_frame(&mut self, frame: &[u8], now: Instant) -> Vec<Output> {
+        let decoded = match Message::decode(frame, &self.dctx) {
+            Ok(d) => d,
+            Err(n) => return self.fsm.close(Some(n), "malformed message"),
+        };
+        let verdict = decoded.verdict();
+        for e in &decoded.errors {
+            tracing::warn!(
+                attr = e.code,
+                flags = e.flags,
+                offset = e.offset,
+                kind = ?e.kind,
+                action = ?e.action,
+                "malformed attribute (RFC 7606)"
+            );
+        }
+        let msg = match (decoded.value, verdict) {
+            (Message::Update(u), Some(a)) if a >= Action::TreatAsWithdraw => {
+                Message::Update(treat_as_withdraw(u))
+            }
+            (m, _) => m,
+        };
+        self.fsm.handle(msg, now)
+    }
+
+    /// The connection failed underneath the FSM.
+    pub fn fail(&mut self, reason: String) -> Vec<Output> {
+        self.fsm.close(None, &reason)
+    }
+
+    /// Decoding and encoding follow what the OPEN exchange agreed.
+    pub fn on_established(&mut self, n: &super::fsm::Negotiated) {
+        self.dctx.as4 = n.as4;
+        self.ectx.as4 = n.as4;
+        self.dctx.ibgp = n.remote_asn == self.fsm.config().local_asn;
+    }
+
+    pub fn writer_has_room(&self) -> bool {
+        self.writer.as_ref().is_some_and(|w| w.capacity() >= WRITE_ROOM)
+    }
+
+    pub fn send(&mut self, msg: &Message, now: Instant) {
+        let bytes = msg.to_bytes(&self.ectx);
+        if let Some(w) = &self.writer {
+            // Full only if the peer stopped reading; a dropped KEEPALIVE then does not
+            // matter (the write timeout ends the connection).
+            let _ = w.try_send(bytes);
+        }
+        self.fsm.sent_message(now);
+    }
+
+    /// Encodes a RIB batch into UPDATEs and queues them; returns how many.
+    pub fn send_batch<A: AddressFamily>(&mut self, batch: OutBatch<A>, now: Instant) -> usize {
+        let mut out = BytesMut::new();
+        let n = super::outbound::encode_batch::<A>(&batch, &self.ectx, &mut out);
+        if let Some(w) = &self.writer {
+            let _ = w.try_send(out.freeze());
+        }
+        self.fsm.sent_message(now);
+        n
+    }
+
+    /// Sends the NOTIFICATION (if any) and closes; the writer flushes what is queued.
+    pub fn close(&mut self, notify: Option<&NotificationMsg>, _reason: &str) {
+        if let Some(n) = notify {
+            let bytes = Message::Notification(n.clone()).to_bytes(&self.ectx);
+            if let Some(w) = &self.writer {
+                let _ = w.try_send(bytes);
+            }
+        }
+        self.writer = None;
+    }
+
+    /// RFC 4271 §6.8: the loser of a collision gets Cease / Connection Collision
+    /// Resolution.
+    pub fn reject_collision(&mut self) {
+        let n = NotificationMsg::new(codes::CEASE, codes::cease::CONNECTION_COLLISION_RESOLUTION, Vec::new());
+        self.fsm.close(Some(n.clone()), "connection collision");
+        self.close(Some(&n), "connection collision");
+    }
+}
+
+/// RFC 7606 §2 treat-as-withdraw: every NLRI the UPDATE reaches becomes withdrawn.
+fn treat_as_withdraw(mut u: UpdateMsg) -> UpdateMsg {
+    if let Some(reach) = u.mp_reach.take() {
+        let mut nlri = BytesMut::new();
+        match u.mp_unreach.take() {
+            Some(un) if (un.afi, un.safi) == (reach.afi, reach.safi) => {
+                // EVPN and other MP NLRI are self-delimiting: the blocks concatenate.
+                nlri.extend_from_slice(&un.nlri);
+            }
+            other => u.mp_unreach = other,
+        }
+        if u.mp_unreach.is_none() {
+            nlri.extend_from_slice(&reach.nlri);
+            u.mp_unreach = Some(MpUnreach { afi: reach.afi, safi: reach.safi, nlri: nlri.freeze() });
+        }
+    }
+    u.nlri = Bytes::new();
+    u
+}
+
+/// The RIB inputs carried by one UPDATE of our family. An NLRI block that cannot be
+/// decoded cannot be withdrawn route by route: RFC 7606 §5.3 resets the session.
+pub(super) fn routes_of<A: AddressFamily>(
+    peer: crate::peer::PeerId,
+    u: UpdateMsg,
+) -> Result<Vec<RibCmd<A>>, NotificationMsg> {
+    let mut cmds = Vec::new();
+    let bad_nlri = |e: crate::af::NlriError| {
+        tracing::warn!(error = %e, "undecodable NLRI: session reset (RFC 7606 §5.3)");
+        NotificationMsg::new(
+            codes::UPDATE_MESSAGE_ERROR,
+            codes::update::OPTIONAL_ATTRIBUTE_ERROR,
+            Vec::new(),
+        )
+    };
+    if let Some(un) = &u.mp_unreach {
+        if (un.afi, un.safi) == (A::AFI, A::SAFI) {
+            let nlri = A::decode_nlri(&un.nlri).map_err(bad_nlri)?;
+            if nlri.is_empty() {
+                tracing::debug!("End-of-RIB received");
+            } else {
+                cmds.push(RibCmd::Input(RibInput::Withdraw { peer, nlri }));
+            }
+        }
+    }
+    if let Some(reach) = u.mp_reach {
+        if (reach.afi, reach.safi) == (A::AFI, A::SAFI) {
+            let nlri = A::decode_nlri(&reach.nlri).map_err(bad_nlri)?;
+            let next_hop = match reach.next_hop {
+                MpNextHop::V4(a) => IpAddr::V4(a),
+                MpNextHop::V6(a) | MpNextHop::V6LinkLocal(a, _) => IpAddr::V6(a),
+            };
+            if !nlri.is_empty() {
+                let attrs = RouteAttrs { attrs: u.attrs, next_hop };
+                cmds.push(RibCmd::Input(RibInput::Update { peer, attrs, reach: nlri }));
+            }
+        }
+    }
+    if !u.nlri.is_empty() || !u.withdrawn.is_empty() {
+        tracing::debug!("IPv4 unicast routes ignored: vxbgp carries L2VPN EVPN only");
+    }
+    Ok(cmds)
+}

@@ -1,0 +1,545 @@
+//! One BGP session: the task that owns a peer's connections.
+//!
+//! ```text
+//!  listener ──SessionCmd::Accepted──►┐
+//!  daemon   ──SessionCmd::Stop──────►│ session task ──RibCmd (reserve, cap RIB_QUEUE)──► RIB
+//!  RIB ──OutBatch (cap PEER_QUEUE)──►│   │  up to two connections (collision, RFC 4271 §6.8)
+//!                                    └───┴─► writer task per connection (Bytes, cap WRITE_QUEUE)
+//! ```
+//! The task drives the pure [`fsm::Fsm`] of each connection and does the I/O. It
+//! reads the socket only while the RIB has room for what it decoded, so a slow RIB
+//! stops the peer through TCP while timers keep running; writes go through a writer
+//! task so a peer that does not read cannot stall our reads and keepalives.
+
+pub mod collision;
+mod conn;
+pub mod fsm;
+mod outbound;
+pub mod timers;
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::af::AddressFamily;
+use crate::peer::{PeerId, PeerInfo, PeerKind};
+use crate::rib::task::{RibCmd, PEER_QUEUE};
+use crate::rib::{OutBatch, RibInput};
+use crate::wire::notification::codes;
+use crate::wire::NotificationMsg;
+use collision::Keep;
+use conn::{Conn, ConnEvent};
+use fsm::{FsmConfig, Output};
+use timers::Backoff;
+
+/// How long one TCP connect attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything a session needs to know about its peer.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub id: PeerId,
+    pub addr: IpAddr,
+    pub port: u16,
+    /// Never connect, only accept.
+    pub passive: bool,
+    /// The peer is our route-reflector client (when internal).
+    pub rr_client: bool,
+    /// Admitted from a listen range: the session ends with its connection.
+    pub dynamic: bool,
+    pub description: Option<String>,
+    pub fsm: FsmConfig,
+}
+
+impl SessionConfig {
+    fn kind(&self, remote_asn: u32) -> PeerKind {
+        if remote_asn != self.fsm.local_asn {
+            PeerKind::Ebgp
+        } else if self.rr_client {
+            PeerKind::IbgpClient
+        } else {
+            PeerKind::Ibgp
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum SessionCmd {
+    /// The listener accepted a connection from this peer.
+    Accepted(TcpStream),
+    /// Send Cease and stop (RFC 4486 subcode, e.g. 2 = administrative shutdown).
+    Stop { subcode: u8 },
+}
+
+/// What `show neighbors` reports of a session.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NeighborStatus {
+    pub state: &'static str,
+    pub remote_id: Option<Ipv4Addr>,
+    pub remote_asn: Option<u32>,
+    pub kind: Option<PeerKind>,
+    pub hold_time: Option<u16>,
+    #[serde(skip)]
+    pub established_at: Option<SystemTime>,
+    pub established_transitions: u32,
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    pub updates_received: u64,
+    pub updates_sent: u64,
+    pub last_error: Option<String>,
+}
+
+impl NeighborStatus {
+    fn new() -> Self {
+        NeighborStatus {
+            state: "Idle",
+            remote_id: None,
+            remote_asn: None,
+            kind: None,
+            hold_time: None,
+            established_at: None,
+            established_transitions: 0,
+            messages_received: 0,
+            messages_sent: 0,
+            updates_received: 0,
+            updates_sent: 0,
+            last_error: None,
+        }
+    }
+}
+
+/// The daemon's side of a session. Dropping it aborts the task.
+pub struct SessionHandle {
+    pub config: SessionConfig,
+    pub cmd_tx: mpsc::Sender<SessionCmd>,
+    pub status: watch::Receiver<NeighborStatus>,
+    task: JoinHandle<()>,
+}
+
+impl SessionHandle {
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Asks the session to send Cease and waits (briefly) for it to finish.
+    pub async fn shutdown(self, subcode: u8) {
+        let _ = self.cmd_tx.send(SessionCmd::Stop { subcode }).await;
+        // Drop aborts the task if it has not finished by then.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !self.task.is_finished() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for SessionHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the task of one peer.
+pub fn spawn<A: AddressFamily>(
+    config: SessionConfig,
+    rib_tx: mpsc::Sender<RibCmd<A>>,
+) -> SessionHandle {
+    let (cmd_tx, cmd_rx) = mpsc::channel(4);
+    let (status_tx, status) = watch::channel(NeighborStatus::new());
+    let span = tracing::info_span!("peer", addr = %config.addr, id = config.id);
+    let session = Session::<A> {
+        cfg: config.clone(),
+        rib_tx,
+        cmd_rx,
+        status: status_tx,
+        inbox: VecDeque::new(),
+        backoff: Backoff::new(seed(config.addr)),
+        _af: std::marker::PhantomData,
+    };
+    let task = tokio::spawn(tracing::Instrument::instrument(session.run(), span));
+    SessionHandle { config, cmd_tx, status, task }
+}
+
+fn seed(addr: IpAddr) -> u64 {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let a = match addr {
+        IpAddr::V4(a) => u64::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a) as u64,
+    };
+    a ^ now.as_nanos() as u64
+}
+
+/// Why a connection ended, for the session loop.
+enum Ended {
+    /// Stop was asked for: leave the session.
+    Stop,
+    /// The connection failed or closed; try again after back-off.
+    Retry,
+}
+
+struct Session<A: AddressFamily> {
+    cfg: SessionConfig,
+    rib_tx: mpsc::Sender<RibCmd<A>>,
+    cmd_rx: mpsc::Receiver<SessionCmd>,
+    status: watch::Sender<NeighborStatus>,
+    /// Decoded input waiting for room in the RIB queue.
+    inbox: VecDeque<RibCmd<A>>,
+    backoff: Backoff,
+    _af: std::marker::PhantomData<A>,
+}
+
+impl<A: AddressFamily> Session<A> {
+    async fn run(mut self) {
+        let mut pending_accept: Option<TcpStream> = None;
+        loop {
+            let first = match pending_accept.take() {
+                Some(s) => Some((s, false)),
+                None => match self.obtain_connection().await {
+                    Ok(x) => Some(x),
+                    Err(Ended::Stop) => return,
+                    Err(Ended::Retry) => None,
+                },
+            };
+            if let Some((stream, outgoing)) = first {
+                match self.serve(stream, outgoing).await {
+                    (Ended::Stop, _) => return,
+                    (Ended::Retry, next) => pending_accept = next,
+                }
+                if self.cfg.dynamic {
+                    return;
+                }
+            }
+            if pending_accept.is_none() {
+                match self.idle_wait().await {
+                    Ok(s) => pending_accept = s,
+                    Err(()) => return,
+                }
+            }
+        }
+    }
+
+    fn set_state(&self, state: &'static str) {
+        self.status.send_modify(|s| s.state = state);
+    }
+
+    /// Connect (unless passive) while also accepting; returns the stream and whether
+    /// we opened it.
+    async fn obtain_connection(&mut self) -> Result<(TcpStream, bool), Ended> {
+        let target = SocketAddr::new(self.cfg.addr, self.cfg.port);
+        if self.cfg.passive {
+            self.set_state("Active");
+            loop {
+                match self.cmd_rx.recv().await {
+                    Some(SessionCmd::Accepted(s)) => return Ok((s, false)),
+                    Some(SessionCmd::Stop { .. }) | None => return Err(Ended::Stop),
+                }
+            }
+        }
+        self.set_state("Connect");
+        tokio::select! {
+            r = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)) => match r {
+                Ok(Ok(s)) => Ok((s, true)),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "connect failed");
+                    self.status.send_modify(|s| s.last_error = Some(format!("connect: {e}")));
+                    Err(Ended::Retry)
+                }
+                Err(_) => {
+                    self.status.send_modify(|s| s.last_error = Some("connect: timed out".into()));
+                    Err(Ended::Retry)
+                }
+            },
+            cmd = self.cmd_rx.recv() => match cmd {
+                Some(SessionCmd::Accepted(s)) => Ok((s, false)),
+                Some(SessionCmd::Stop { .. }) | None => Err(Ended::Stop),
+            },
+        }
+    }
+
+    /// Waits out the back-off (Active state), unless the peer connects first.
+    async fn idle_wait(&mut self) -> Result<Option<TcpStream>, ()> {
+        self.set_state("Active");
+        let wait = self.backoff.next_wait();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => Ok(None),
+            cmd = self.cmd_rx.recv() => match cmd {
+                Some(SessionCmd::Accepted(s)) => Ok(Some(s)),
+                Some(SessionCmd::Stop { .. }) | None => Err(()),
+            },
+        }
+    }
+
+    /// Runs connections until none is left. Returns why, and a connection accepted
+    /// meanwhile that should be served next.
+    async fn serve(&mut self, stream: TcpStream, outgoing: bool) -> (Ended, Option<TcpStream>) {
+        let peer_id = self.cfg.id;
+        let mut slots: [Option<Conn>; 2] = [None, None];
+        slots[0] = Some(Conn::new(stream, outgoing, &self.cfg.fsm));
+        self.set_state("OpenSent");
+        let (out_tx, mut out_rx) = mpsc::channel::<OutBatch<A>>(PEER_QUEUE);
+        let mut out_tx = Some(out_tx);
+        let mut established: Option<usize> = None;
+        let mut remote_id: Option<Ipv4Addr> = None;
+        let mut result = Ended::Retry;
+        loop {
+            if slots.iter().all(Option::is_none) {
+                break;
+            }
+            let can_read = self.inbox.is_empty();
+            let can_write = established
+                .and_then(|i| slots[i].as_ref())
+                .is_some_and(|c| c.writer_has_room());
+            let deadline = slots.iter().flatten().filter_map(|c| c.fsm.next_deadline()).min();
+            let ev = {
+                let [s0, s1] = &mut slots;
+                tokio::select! {
+                    ev = conn_event(s0.as_mut()), if s0.is_some() && can_read => (0, ev),
+                    ev = conn_event(s1.as_mut()), if s1.is_some() && can_read => (1, ev),
+                    _ = sleep_until(deadline) => (2, ConnEvent::Tick),
+                    permit = self.rib_tx.reserve(), if !self.inbox.is_empty() => {
+                        match (permit, self.inbox.pop_front()) {
+                            (Ok(p), Some(cmd)) => {
+                                p.send(cmd);
+                                continue;
+                            }
+                            (Ok(_), None) => continue,
+                            (Err(_), _) => {
+                                tracing::error!("RIB is gone; stopping session");
+                                result = Ended::Stop;
+                                (2, ConnEvent::Shutdown(codes::cease::ADMINISTRATIVE_SHUTDOWN))
+                            }
+                        }
+                    }
+                    batch = out_rx.recv(), if can_write => (3, match batch {
+                        Some(b) => ConnEvent::Out(b),
+                        None => ConnEvent::Tick,
+                    }),
+                    cmd = self.cmd_rx.recv() => (2, match cmd {
+                        Some(SessionCmd::Accepted(s)) => ConnEvent::Accepted(s),
+                        Some(SessionCmd::Stop { subcode }) => {
+                            result = Ended::Stop;
+                            ConnEvent::Shutdown(subcode)
+                        }
+                        None => {
+                            result = Ended::Stop;
+                            ConnEvent::Shutdown(codes::cease::ADMINISTRATIVE_SHUTDOWN)
+                        }
+                    }),
+                }
+            };
+            let now = Instant::now();
+            let (slot, ev) = ev;
+            // Turn the event into FSM outputs per connection.
+            let mut outputs: Vec<(usize, Output)> = Vec::new();
+            match ev {
+                ConnEvent::Frame(frame) => {
+                    if let Some(c) = slots[slot].as_mut() {
+                        self.status.send_modify(|s| s.messages_received += 1);
+                        for o in c.on_frame(&frame, now) {
+                            outputs.push((slot, o));
+                        }
+                    }
+                }
+                ConnEvent::BadHeader(n) => {
+                    if let Some(c) = slots[slot].as_mut() {
+                        for o in c.fsm.close(Some(n), "bad message header") {
+                            outputs.push((slot, o));
+                        }
+                    }
+                }
+                ConnEvent::Failed(reason) => {
+                    if let Some(c) = slots[slot].as_mut() {
+                        for o in c.fail(reason) {
+                            outputs.push((slot, o));
+                        }
+                    }
+                }
+                ConnEvent::Tick => {
+                    for (i, c) in slots.iter_mut().enumerate() {
+                        if let Some(c) = c {
+                            for o in c.fsm.poll(now) {
+                                outputs.push((i, o));
+                            }
+                        }
+                    }
+                }
+                ConnEvent::Out(batch) => {
+                    if let Some(i) = established {
+                        if let Some(c) = slots[i].as_mut() {
+                            let n = c.send_batch::<A>(batch, now);
+                            self.status.send_modify(|s| {
+                                s.updates_sent += n as u64;
+                                s.messages_sent += n as u64;
+                            });
+                        }
+                    }
+                }
+                ConnEvent::Accepted(stream) => {
+                    let free = slots.iter().position(Option::is_none);
+                    match (established, free) {
+                        (None, Some(i)) => {
+                            tracing::info!("second connection from the peer: collision check");
+                            let mut c = Conn::new(stream, false, &self.cfg.fsm);
+                            if let Some(id) = remote_id {
+                                // We already know the peer's identifier: decide now.
+                                if collision::resolve(self.cfg.fsm.router_id, id) == Keep::Outgoing {
+                                    c.reject_collision();
+                                    continue;
+                                }
+                            }
+                            slots[i] = Some(c);
+                        }
+                        _ => {
+                            // RFC 4271 §6.8: a collision with an Established connection
+                            // is resolved in favour of the Established one.
+                            Conn::new(stream, false, &self.cfg.fsm).reject_collision();
+                        }
+                    }
+                }
+                ConnEvent::Shutdown(subcode) => {
+                    for (i, c) in slots.iter_mut().enumerate() {
+                        if let Some(c) = c {
+                            let n = NotificationMsg::new(codes::CEASE, subcode, Vec::new());
+                            for o in c.fsm.close(Some(n), "shutdown") {
+                                outputs.push((i, o));
+                            }
+                        }
+                    }
+                }
+            }
+            for (i, o) in outputs {
+                match o {
+                    Output::Send(msg) => {
+                        if let Some(c) = slots[i].as_mut() {
+                            c.send(&msg, now);
+                            self.status.send_modify(|s| s.messages_sent += 1);
+                        }
+                    }
+                    Output::OpenReceived { remote_id: id } => {
+                        remote_id = Some(id);
+                        if let Some(c) = slots[i].as_ref() {
+                            if c.fsm.state() == fsm::State::OpenConfirm {
+                                self.set_state("OpenConfirm");
+                            }
+                        }
+                        let other = 1 - i;
+                        if slots[other].is_some() {
+                            let keep = collision::resolve(self.cfg.fsm.router_id, id);
+                            let loser = match (keep, slots[i].as_ref().map(|c| c.outgoing)) {
+                                (Keep::Outgoing, Some(true)) | (Keep::Incoming, Some(false)) => other,
+                                _ => i,
+                            };
+                            tracing::info!(?keep, "connection collision resolved");
+                            if let Some(mut c) = slots[loser].take() {
+                                c.reject_collision();
+                            }
+                        }
+                    }
+                    Output::Established(n) => {
+                        established = Some(i);
+                        self.backoff.reset();
+                        let kind = self.cfg.kind(n.remote_asn);
+                        let info = PeerInfo {
+                            id: peer_id,
+                            addr: self.cfg.addr,
+                            asn: n.remote_asn,
+                            bgp_id: n.remote_id,
+                            kind,
+                        };
+                        tracing::info!(remote_id = %n.remote_id, asn = n.remote_asn, ?kind, hold = n.hold_time, "session established");
+                        if let Some(c) = slots[i].as_mut() {
+                            c.on_established(&n);
+                        }
+                        self.status.send_modify(|s| {
+                            s.state = "Established";
+                            s.remote_id = Some(n.remote_id);
+                            s.remote_asn = Some(n.remote_asn);
+                            s.kind = Some(kind);
+                            s.hold_time = Some(n.hold_time);
+                            s.established_at = Some(SystemTime::now());
+                            s.established_transitions += 1;
+                            s.last_error = None;
+                        });
+                        if let Some(tx) = out_tx.take() {
+                            self.inbox.push_back(RibCmd::PeerUp { info, out_tx: tx });
+                        }
+                    }
+                    Output::Update(update) => {
+                        self.status.send_modify(|s| s.updates_received += 1);
+                        match conn::routes_of::<A>(peer_id, update) {
+                            Ok(cmds) => self.inbox.extend(cmds),
+                            Err(n) => {
+                                if let Some(c) = slots[i].as_mut() {
+                                    for o in c.fsm.close(Some(n.clone()), "malformed UPDATE") {
+                                        if let Output::Close { notify, reason } = o {
+                                            c.close(notify.as_ref(), &reason);
+                                        }
+                                    }
+                                }
+                                self.note_close(&format!("sent NOTIFICATION: {n}"));
+                                slots[i] = None;
+                            }
+                        }
+                    }
+                    Output::RouteRefresh { afi, safi } => {
+                        if (afi, safi) == (A::AFI, A::SAFI) {
+                            self.inbox.push_back(RibCmd::Input(RibInput::RouteRefresh(peer_id)));
+                        }
+                    }
+                    Output::Close { notify, reason } => {
+                        if let Some(mut c) = slots[i].take() {
+                            c.close(notify.as_ref(), &reason);
+                            let what = match &notify {
+                                Some(n) => format!("{reason} (sent NOTIFICATION: {n})"),
+                                None => reason.clone(),
+                            };
+                            self.note_close(&what);
+                        }
+                        if established == Some(i) {
+                            established = None;
+                            // Everything that survives this connection is stale.
+                            slots = [None, None];
+                        }
+                    }
+                }
+            }
+            if established.is_some() && slots.iter().all(Option::is_none) {
+                established = None;
+            }
+        }
+        // Connection(s) gone: the peer's routes go with them.
+        let was_up = out_tx.is_none();
+        self.inbox.clear();
+        if was_up {
+            let _ = self.rib_tx.send(RibCmd::Input(RibInput::PeerDown(peer_id))).await;
+        }
+        self.status.send_modify(|s| {
+            s.state = "Idle";
+            s.established_at = None;
+        });
+        (result, None)
+    }
+
+    fn note_close(&self, reason: &str) {
+        tracing::warn!(reason, "connection closed");
+        let reason = reason.to_string();
+        self.status.send_modify(|s| s.last_error = Some(reason));
+    }
+}
+
+async fn conn_event<B>(c: Option<&mut Conn>) -> ConnEvent<B> {
+    match c {
+        Some(c) => c.next_event().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
