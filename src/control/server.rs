@@ -1,0 +1,219 @@
+//! The control socket's server: one task per client, JSON lines.
+//!
+//! The socket lives in a directory only root (or the daemon's user) can enter, so
+//! there is no window between bind and chmod; peer credentials are checked on
+//! every connection as well.
+
+use std::collections::HashMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bgp::listener::SharedPeerTable;
+use bgp::peer::LOCAL_PEER;
+use bgp::rib::task::RibCmd;
+use bgp::rib::RibInput;
+use evpn::{EvpnKey, EvpnRoute, L2vpnEvpn};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+use super::protocol::{Request, Response, RouteSpec};
+use super::view::{self, LocalView, NeighborView, NeighborsView, RoutesView};
+use crate::origin::{self, OriginDefaults};
+
+/// Longest request line accepted.
+const MAX_LINE: usize = 64 * 1024;
+
+pub struct ControlState {
+    pub rib_tx: mpsc::Sender<RibCmd<L2vpnEvpn>>,
+    pub peers: SharedPeerTable<L2vpnEvpn>,
+    pub local: LocalView,
+    pub origin: OriginDefaults,
+    /// Routes originated through the control socket or the config file.
+    pub originated: Mutex<HashMap<EvpnKey, EvpnRoute>>,
+}
+
+/// Binds the socket, refusing to steal one a running daemon still answers on.
+pub async fn bind(path: &Path) -> Result<UnixListener, String> {
+    if let Some(dir) = path.parent() {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(format!(
+                "control socket {} is in use by a running daemon (use --socket for another)",
+                path.display()
+            ));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let l = UnixListener::bind(path)
+        .map_err(|e| format!("cannot bind control socket {}: {e}", path.display()))?;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    Ok(l)
+}
+
+pub async fn run(listener: UnixListener, state: Arc<ControlState>) {
+    let own_uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        match stream.peer_cred() {
+            Ok(c) if c.uid() == 0 || c.uid() == own_uid => {}
+            _ => {
+                tracing::warn!("control connection from another user refused");
+                continue;
+            }
+        }
+        let state = state.clone();
+        tokio::spawn(async move { serve(stream, state).await });
+    }
+}
+
+async fn serve(stream: UnixStream, state: Arc<ControlState>) {
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match (&mut lines).take(MAX_LINE as u64).read_line(&mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let resp = match serde_json::from_str::<Request>(line.trim()) {
+            Ok(req) => handle(req, &state).await,
+            Err(e) => Response::error(format!("bad request: {e}")),
+        };
+        let mut out = serde_json::to_vec(&resp).unwrap_or_default();
+        out.push(b'\n');
+        if w.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn handle(req: Request, state: &ControlState) -> Response {
+    match req {
+        Request::ShowNeighbors => show_neighbors(state).await,
+        Request::ShowRoutes { vni, route_type } => show_routes(state, vni, route_type).await,
+        Request::RouteAdd(spec) => route_add(state, &spec).await,
+        Request::RouteDel(spec) => route_del(state, &spec).await,
+    }
+}
+
+async fn show_neighbors(state: &ControlState) -> Response {
+    let rows = match state.peers.lock() {
+        Ok(mut t) => t.rows(),
+        Err(_) => return Response::error("internal: peer table unavailable"),
+    };
+    let (reply, rx) = oneshot::channel();
+    if state.rib_tx.send(RibCmd::Counts { reply }).await.is_err() {
+        return Response::error("internal: RIB is gone");
+    }
+    let Ok((counts, stats)) = rx.await else { return Response::error("internal: RIB is gone") };
+    let now = SystemTime::now();
+    let neighbors = rows
+        .into_iter()
+        .map(|r| {
+            let c = counts.get(&r.config.id).copied().unwrap_or_default();
+            NeighborView {
+                address: r.config.addr,
+                port: r.config.port,
+                remote_as: r.config.fsm.remote_asn.or(r.status.remote_asn),
+                kind: r.status.kind.map(view::kind_str),
+                description: r.config.description.clone(),
+                passive: r.config.passive,
+                dynamic: r.config.dynamic,
+                state: r.status.state,
+                uptime_secs: r
+                    .status
+                    .established_at
+                    .and_then(|t| now.duration_since(t).ok())
+                    .map(|d| d.as_secs()),
+                remote_id: r.status.remote_id,
+                hold_time: r.status.hold_time,
+                prefixes_received: c.received,
+                prefixes_sent: c.advertised,
+                messages_received: r.status.messages_received,
+                messages_sent: r.status.messages_sent,
+                updates_received: r.status.updates_received,
+                updates_sent: r.status.updates_sent,
+                established_transitions: r.status.established_transitions,
+                last_error: r.status.last_error.clone(),
+            }
+        })
+        .collect();
+    Response::data(NeighborsView { local: clone_local(&state.local), rib: stats, neighbors })
+}
+
+fn clone_local(l: &LocalView) -> LocalView {
+    LocalView {
+        asn: l.asn,
+        router_id: l.router_id,
+        cluster_id: l.cluster_id,
+        route_reflector: l.route_reflector,
+        vtep_ip: l.vtep_ip,
+        port: l.port,
+    }
+}
+
+async fn show_routes(state: &ControlState, vni: Option<u32>, route_type: Option<u8>) -> Response {
+    let (reply, rx) = oneshot::channel();
+    let filter = Box::new(move |r: &EvpnRoute, a: &bgp::rib::RouteAttrs| {
+        route_type.is_none_or(|t| r.route_type() == t)
+            && vni.is_none_or(|v| view::route_vni(r, &a.attrs) == Some(v))
+    });
+    if state.rib_tx.send(RibCmd::Routes { filter, reply }).await.is_err() {
+        return Response::error("internal: RIB is gone");
+    }
+    let Ok(snaps) = rx.await else { return Response::error("internal: RIB is gone") };
+    Response::data(RoutesView { routes: snaps.iter().filter_map(view::route_view).collect() })
+}
+
+async fn route_add(state: &ControlState, spec: &RouteSpec) -> Response {
+    match originate(state, spec).await {
+        Ok(route) => Response::data(serde_json::json!({ "added": route.to_string() })),
+        Err(e) => Response::error(e),
+    }
+}
+
+/// Originates `spec` (also used for the config file's static routes).
+pub async fn originate(state: &ControlState, spec: &RouteSpec) -> Result<EvpnRoute, String> {
+    let (route, attrs) = origin::build(spec, &state.origin)?;
+    if let Ok(mut o) = state.originated.lock() {
+        o.insert(route.key(), route.clone());
+    }
+    let input = RibInput::Update { peer: LOCAL_PEER, attrs, reach: vec![route.clone()] };
+    state.rib_tx.send(RibCmd::Input(input)).await.map_err(|_| "internal: RIB is gone")?;
+    Ok(route)
+}
+
+async fn route_del(state: &ControlState, spec: &RouteSpec) -> Response {
+    let (route, _) = match origin::build(spec, &state.origin) {
+        Ok(x) => x,
+        Err(e) => return Response::error(e),
+    };
+    let known = state.originated.lock().ok().and_then(|mut o| o.remove(&route.key()));
+    let Some(route) = known else {
+        return Response::error(format!("no such route was added: {route}"));
+    };
+    let input = RibInput::Withdraw { peer: LOCAL_PEER, nlri: vec![route.clone()] };
+    if state.rib_tx.send(RibCmd::Input(input)).await.is_err() {
+        return Response::error("internal: RIB is gone");
+    }
+    Response::data(serde_json::json!({ "withdrawn": route.to_string() }))
+}
+
+/// Removes the socket file when the daemon stops.
+pub struct SocketGuard(pub PathBuf);
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -1,0 +1,153 @@
+//! Human-readable tables from the JSON views (what `show` prints without `--json`).
+//!
+//! Rendering works on the JSON the daemon sent, so the table can never show
+//! something the documented schema does not carry.
+
+use serde_json::Value;
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<String>, out: &mut String| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let w = widths.get(i).copied().unwrap_or(0);
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(headers.iter().map(|h| h.to_string()).collect(), &mut out);
+    for r in rows {
+        line(r.clone(), &mut out);
+    }
+    out
+}
+
+pub fn neighbors(data: &Value) -> String {
+    let l = &data["local"];
+    let mut out = format!(
+        "BGP router identifier {}, local AS {}{}\nRIB: {} routes, {} paths, {} attribute sets\n\n",
+        s(&l["router_id"]),
+        s(&l["asn"]),
+        if l["route_reflector"] == Value::Bool(true) {
+            format!(", route reflector (cluster {})", s(&l["cluster_id"]))
+        } else {
+            String::new()
+        },
+        s(&data["rib"]["destinations"]),
+        s(&data["rib"]["paths"]),
+        s(&data["rib"]["attr_sets"]),
+    );
+    let rows: Vec<Vec<String>> = data["neighbors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|n| {
+                    let up = n["uptime_secs"].as_u64().map_or("-".into(), uptime);
+                    vec![
+                        s(&n["address"]),
+                        s(&n["remote_as"]),
+                        s(&n["kind"]),
+                        s(&n["state"]),
+                        up,
+                        s(&n["prefixes_received"]),
+                        s(&n["prefixes_sent"]),
+                        s(&n["messages_received"]),
+                        s(&n["messages_sent"]),
+                        match (&n["description"], &n["last_error"]) {
+                            (Value::String(d), _) => d.clone(),
+                            (_, Value::String(e)) if n["state"] != "Established" => e.clone(),
+                            _ => String::new(),
+                        },
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.push_str(&table(
+        &["Neighbor", "AS", "Type", "State", "Up", "PfxRcd", "PfxSnt", "MsgRcvd", "MsgSent", "Note"],
+        &rows,
+    ));
+    out.push_str(&format!("\nTotal number of neighbors {}\n", rows.len()));
+    out
+}
+
+fn uptime(secs: u64) -> String {
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+pub fn routes(data: &Value) -> String {
+    let Some(routes) = data["routes"].as_array() else { return "No routes.\n".into() };
+    if routes.is_empty() {
+        return "No routes.\n".into();
+    }
+    let mut rows = Vec::new();
+    for r in routes {
+        for p in r["paths"].as_array().into_iter().flatten() {
+            let status = if p["best"] == Value::Bool(true) { "*>" } else { "* " };
+            let mut comms: Vec<String> = p["ext_communities"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(s)
+                .collect();
+            if let Some(pm) = p["pmsi"].as_object() {
+                comms.push(format!(
+                    "PMSI:{}:{}",
+                    s(&pm["tunnel_type_name"]),
+                    s(&pm["endpoint"])
+                ));
+            }
+            let path = match p["as_path"].as_str() {
+                Some("") | None => s(&p["origin"]).chars().next().unwrap_or('?').to_string(),
+                Some(a) => format!("{a} {}", s(&p["origin"]).chars().next().unwrap_or('?')),
+            };
+            rows.push(vec![
+                status.to_string(),
+                s(&r["prefix"]),
+                s(&r["rd"]),
+                s(&r["vni"]),
+                s(&p["next_hop"]),
+                s(&p["peer"]),
+                s(&p["local_pref"]),
+                path,
+                comms.join(" "),
+            ]);
+        }
+    }
+    let mut out = String::from("Status codes: * valid, > best;  Path origin: i IGP, e EGP, ? incomplete\n\n");
+    out.push_str(&table(
+        &["", "Route", "RD", "VNI", "Next Hop", "From", "LocPrf", "Path", "Communities"],
+        &rows,
+    ));
+    let t2 = routes.iter().filter(|r| r["type"] == 2).count();
+    let t3 = routes.iter().filter(|r| r["type"] == 3).count();
+    out.push_str(&format!(
+        "\nDisplayed {} routes ({} type-2, {} type-3) and {} paths\n",
+        routes.len(),
+        t2,
+        t3,
+        rows.len()
+    ));
+    out
+}
