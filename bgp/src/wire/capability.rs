@@ -98,14 +98,8 @@ fn entries4<'a, T>(
     f: fn(In<'a>) -> Res<'a, T>,
 ) -> impl FnMut(In<'a>) -> Res<'a, Vec<T>> {
     move |i: In<'a>| {
-        if i.len() % 4 != 0 {
-            return fail(
-                i,
-                WireErrorKind::BadLength {
-                    what,
-                    got: i.len(),
-                },
-            );
+        if !i.len().is_multiple_of(4) {
+            return fail(i, WireErrorKind::BadLength { what, got: i.len() });
         }
         many0(f)(i)
     }

@@ -21,8 +21,8 @@ pub mod update;
 use bytes::{BufMut, Bytes, BytesMut};
 
 pub use attr::{
-    AsPath, AsSegment, ExtCommunity, MpNextHop, MpReach, MpUnreach, Origin, PathAttrs,
-    PmsiTunnel, RawAttr, SegmentKind,
+    AsPath, AsSegment, ExtCommunity, MpNextHop, MpReach, MpUnreach, Origin, PathAttrs, PmsiTunnel,
+    RawAttr, SegmentKind,
 };
 pub use capability::{AddPathFamily, Capability, GrFamily};
 pub use error::{Action, AttrError, WireError, WireErrorKind};
@@ -61,7 +61,7 @@ pub fn exact<'a, T>(
     mut parser: impl FnMut(In<'a>) -> Res<'a, T>,
 ) -> Result<T, WireError> {
     match parser(value) {
-        Ok((rest, v)) if rest.is_empty() => Ok(v),
+        Ok(([], v)) => Ok(v),
         Ok((rest, _)) => Err(WireError {
             kind: WireErrorKind::TrailingBytes(rest.len()),
             rest: rest.len(),
@@ -99,7 +99,9 @@ pub struct EncodeCtx {
     pub as4: bool,
 }
 
-/// One BGP message.
+/// One BGP message. (UPDATE is the large, common variant: boxing it would cost an
+/// allocation per message for nothing.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     Open(OpenMsg),
@@ -318,6 +320,14 @@ mod tests {
     }
 
     #[test]
+    fn rfc7313_5_long_route_refresh_is_code_7_with_message() {
+        let frame = hexdec("ffffffffffffffffffffffffffffffff 0018 05 0019 00 46 00");
+        let e = Message::decode(&frame, &DecodeCtx::default()).unwrap_err();
+        assert_eq!((e.code, e.subcode), (7, 1));
+        assert_eq!(&e.data[..], &frame[..]);
+    }
+
+    #[test]
     fn route_refresh_round_trip() {
         let m = Message::RouteRefresh(RouteRefreshMsg {
             afi: 25,
@@ -328,10 +338,7 @@ mod tests {
         let b = m.to_bytes(&ctx);
         assert_eq!(b.len(), m.encoded_len(&ctx));
         assert_eq!(&b[16..], &hexdec("0017 05 0019 00 46")[..]);
-        assert_eq!(
-            Message::decode(&b, &DecodeCtx::default()).unwrap().value,
-            m
-        );
+        assert_eq!(Message::decode(&b, &DecodeCtx::default()).unwrap().value, m);
     }
 
     #[test]
@@ -340,10 +347,7 @@ mod tests {
         let ctx = EncodeCtx::default();
         let b = m.to_bytes(&ctx);
         assert_eq!(b.len(), m.encoded_len(&ctx));
-        assert_eq!(
-            Message::decode(&b, &DecodeCtx::default()).unwrap().value,
-            m
-        );
+        assert_eq!(Message::decode(&b, &DecodeCtx::default()).unwrap().value, m);
     }
 
     proptest! {

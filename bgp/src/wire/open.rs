@@ -335,9 +335,39 @@ mod tests {
         assert_eq!(d.value.encoded_len(&ctx), frame.len());
     }
 
+    /// FRR 8.4.4's OPEN as captured (bgp/tests/fixtures/frr_open.hex).
+    #[test]
+    fn frr_8_4_open_capture_decodes() {
+        let frame = hexdec(
+            "ffffffffffffffffffffffffffffffff00600104fde900b4c613070143020601
+             0400190046020280000202020002024600020641040000fde902020600020645
+             04001946010208490604667866370002044002c0780209470700194680000000",
+        );
+        let d = Message::decode(&frame, &DecodeCtx::default()).unwrap();
+        let Message::Open(open) = &d.value else {
+            panic!("not an OPEN")
+        };
+        assert_eq!(open.asn(), 65001);
+        assert_eq!(open.hold_time, 180);
+        assert_eq!(open.bgp_id, Ipv4Addr::new(198, 19, 7, 1));
+        assert_eq!(open.multiprotocol(), vec![(25, 70)]);
+        assert!(open.route_refresh());
+        assert_eq!(open.add_path(25, 70), Some(1));
+        assert_eq!(
+            open.graceful_restart(),
+            Some(&Capability::GracefulRestart {
+                flags: 0xc,
+                time: 120,
+                families: vec![]
+            })
+        );
+        assert!(open.has_capability(73) && open.has_capability(71) && open.has_capability(6));
+        assert_eq!(&d.value.to_bytes(&EncodeCtx::default())[..], &frame[..]);
+    }
+
     #[test]
     fn several_capabilities_in_one_parameter() {
-        let body = hexdec("04 fde9 005a 01020304 0e 02 0c 01040019 0046 0200 41040000fde9");
+        let body = hexdec("04 fde9 005a 01020304 10 02 0e 01040019 0046 0200 41040000fde9");
         let open = OpenMsg::decode(&body).unwrap();
         assert_eq!(open.capabilities.len(), 3);
         assert_eq!(open.asn(), 65001);

@@ -19,7 +19,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::attr::{check_mandatory, MpReach, MpUnreach, PathAttrs};
 use super::notification::{codes, NotificationMsg};
-use super::{Decoded, DecodeCtx, EncodeCtx};
+use super::{DecodeCtx, Decoded, EncodeCtx};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UpdateMsg {

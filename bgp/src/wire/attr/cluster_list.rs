@@ -15,7 +15,7 @@ use crate::wire::{WireError, WireErrorKind};
 
 /// Decodes the value.
 pub fn decode(value: &[u8]) -> Result<Vec<Ipv4Addr>, WireError> {
-    if value.is_empty() || value.len() % 4 != 0 {
+    if value.is_empty() || !value.len().is_multiple_of(4) {
         return Err(WireError::new(
             WireErrorKind::BadLength {
                 what: "cluster_list",

@@ -50,7 +50,7 @@ impl Wire for ExtCommunity {
 
 /// Decodes the attribute value.
 pub fn decode(value: &[u8]) -> Result<Vec<ExtCommunity>, WireError> {
-    if value.is_empty() || value.len() % 8 != 0 {
+    if value.is_empty() || !value.len().is_multiple_of(8) {
         return Err(WireError::new(
             WireErrorKind::BadLength {
                 what: "extended_communities",

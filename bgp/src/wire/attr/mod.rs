@@ -248,12 +248,16 @@ fn reset_notification(code: u8, kind: &WireErrorKind, attribute: &[u8]) -> Notif
             MALFORMED_ATTRIBUTE_LIST,
             Vec::new(),
         ),
-        WireErrorKind::BadFlags { .. } => {
-            NotificationMsg::new(codes::UPDATE_MESSAGE_ERROR, ATTRIBUTE_FLAGS_ERROR, attribute)
-        }
-        _ if code == code::MP_REACH_NLRI || code == code::MP_UNREACH_NLRI => {
-            NotificationMsg::new(codes::UPDATE_MESSAGE_ERROR, OPTIONAL_ATTRIBUTE_ERROR, attribute)
-        }
+        WireErrorKind::BadFlags { .. } => NotificationMsg::new(
+            codes::UPDATE_MESSAGE_ERROR,
+            ATTRIBUTE_FLAGS_ERROR,
+            attribute,
+        ),
+        _ if code == code::MP_REACH_NLRI || code == code::MP_UNREACH_NLRI => NotificationMsg::new(
+            codes::UPDATE_MESSAGE_ERROR,
+            OPTIONAL_ATTRIBUTE_ERROR,
+            attribute,
+        ),
         _ => NotificationMsg::new(
             codes::UPDATE_MESSAGE_ERROR,
             MALFORMED_ATTRIBUTE_LIST,
@@ -300,7 +304,12 @@ fn frame(block: &[u8]) -> Result<Option<(Framed<'_>, &[u8])>, (u8, u8)> {
 }
 
 /// What PathAttrs::decode found.
-pub type DecodedAttrs = (PathAttrs, Option<MpReach>, Option<MpUnreach>, Vec<AttrError>);
+pub type DecodedAttrs = (
+    PathAttrs,
+    Option<MpReach>,
+    Option<MpUnreach>,
+    Vec<AttrError>,
+);
 
 impl PathAttrs {
     /// Decodes a path-attribute block (RFC 4271 §4.3) with the RFC 7606 rules.
@@ -404,9 +413,7 @@ impl PathAttrs {
                 code::NEXT_HOP => {
                     scalar::decode_ipv4("next_hop", v).map(|a| attrs.next_hop = Some(a))
                 }
-                code::MULTI_EXIT_DISC => {
-                    scalar::decode_u32("med", v).map(|m| attrs.med = Some(m))
-                }
+                code::MULTI_EXIT_DISC => scalar::decode_u32("med", v).map(|m| attrs.med = Some(m)),
                 code::LOCAL_PREF => scalar::decode_u32("local_pref", v).and_then(|l| {
                     if !ctx.ibgp {
                         // RFC 7606 §7.5: from an external peer → discarded.
@@ -433,15 +440,12 @@ impl PathAttrs {
                     .map(|()| attrs.other.push(raw(v.into()))),
                 code::LARGE_COMMUNITY => unknown::check_multiple("large_community", v, 12)
                     .map(|()| attrs.other.push(raw(v.into()))),
-                code::ORIGINATOR_ID => scalar::decode_ipv4("originator_id", v)
-                    .map(|a| attrs.originator_id = Some(a)),
-                code::CLUSTER_LIST => {
-                    cluster_list::decode(v).map(|l| attrs.cluster_list = Some(l))
+                code::ORIGINATOR_ID => {
+                    scalar::decode_ipv4("originator_id", v).map(|a| attrs.originator_id = Some(a))
                 }
+                code::CLUSTER_LIST => cluster_list::decode(v).map(|l| attrs.cluster_list = Some(l)),
                 code::MP_REACH_NLRI => MpReach::decode_value(v).map(|m| mp_reach = Some(m)),
-                code::MP_UNREACH_NLRI => {
-                    MpUnreach::decode_value(v).map(|m| mp_unreach = Some(m))
-                }
+                code::MP_UNREACH_NLRI => MpUnreach::decode_value(v).map(|m| mp_unreach = Some(m)),
                 code::EXTENDED_COMMUNITIES => {
                     ext_community::decode(v).map(|l| attrs.ext_communities = Some(l))
                 }
@@ -482,7 +486,7 @@ impl PathAttrs {
         // RFC 6793 §4.2.3: rebuild the 4-octet path on a 2-octet session. If the
         // AGGREGATOR's AS is not AS_TRANS, AS4_AGGREGATOR and AS4_PATH are ignored.
         let trans = u32::from(super::open::AS_TRANS);
-        if !ctx.as4 && aggregator_as.map_or(true, |asn| asn == trans) {
+        if !ctx.as4 && aggregator_as.is_none_or(|asn| asn == trans) {
             if let (Some((asn, ip)), Some(agg)) = (
                 as4_aggregator,
                 attrs.other.iter_mut().find(|r| r.code == code::AGGREGATOR),
@@ -539,7 +543,10 @@ impl PathAttrs {
         for r in &self.other {
             match (r.code, r.aggregator()) {
                 (code::AGGREGATOR, Some((asn, ip))) if !ctx.as4 => {
-                    v.push(Emit::Aggregator2(r.flags, unknown::aggregator_value_2(asn, ip)));
+                    v.push(Emit::Aggregator2(
+                        r.flags,
+                        unknown::aggregator_value_2(asn, ip),
+                    ));
                     if asn > 0xffff {
                         v.push(Emit::As4Aggregator(r));
                     }

@@ -73,7 +73,7 @@ pub fn aggregator_value_2(asn: u32, addr: Ipv4Addr) -> [u8; 6] {
 /// Validates values we carry but do not interpret: COMMUNITIES must be a multiple of
 /// 4 (RFC 7606 §7.8), LARGE_COMMUNITY of 12 (RFC 8092 §5); both non-empty.
 pub fn check_multiple(what: &'static str, value: &[u8], unit: usize) -> Result<(), WireError> {
-    if value.is_empty() || value.len() % unit != 0 {
+    if value.is_empty() || !value.len().is_multiple_of(unit) {
         return Err(WireError::new(
             WireErrorKind::BadLength {
                 what,
