@@ -1,7 +1,7 @@
 //! Errors of the EVPN codec and the small nom field readers every wire object uses.
 //!
 //! Decoding follows STYLE rule 2: the NLRI loop frames a route (type, length), then
-//! the route's decoder runs on exactly that body through [`decode_exact`], which
+//! the route's decoder runs on exactly that body through `decode_exact`, which
 //! turns left-over bytes into [`ErrorKind::TrailingBytes`]. Every error carries the
 //! offset of the field that failed, so `decode_nlri` can report where in the block
 //! the problem is.
