@@ -170,7 +170,9 @@ fn parse_prefix(s: &str) -> Result<Prefix, String> {
 }
 
 fn parse_hold_time(s: &str) -> Result<u16, String> {
-    let v: u16 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    let v: u16 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
     if v == 1 || v == 2 {
         return Err("hold time must be 0 or at least 3 seconds (RFC 4271 §4.2)".into());
     }

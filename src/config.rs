@@ -91,7 +91,9 @@ pub struct StaticRoute {
 
 fn prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Prefix>, D::Error> {
     let v: Vec<String> = Vec::deserialize(d)?;
-    v.iter().map(|s| s.parse().map_err(serde::de::Error::custom)).collect()
+    v.iter()
+        .map(|s| s.parse().map_err(serde::de::Error::custom))
+        .collect()
 }
 
 /// The settings the daemon runs with, flags over file over defaults.
@@ -131,7 +133,9 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
 
 fn check_hold(v: Option<u16>, key: &str) -> Result<(), String> {
     match v {
-        Some(1 | 2) => Err(format!("{key}: must be 0 or at least 3 seconds (RFC 4271 §4.2)")),
+        Some(1 | 2) => Err(format!(
+            "{key}: must be 0 or at least 3 seconds (RFC 4271 §4.2)"
+        )),
         _ => Ok(()),
     }
 }
@@ -171,7 +175,10 @@ pub fn merge(args: &DaemonArgs, file: FileConfig) -> Result<Settings, String> {
         route_reflector: args.route_reflector || file.route_reflector,
         port: args.port.or(file.port).unwrap_or(DEFAULT_PORT),
         vtep_ip: args.vtep_ip.or(file.vtep_ip),
-        hold_time: args.hold_time.or(file.hold_time).unwrap_or(DEFAULT_HOLD_TIME),
+        hold_time: args
+            .hold_time
+            .or(file.hold_time)
+            .unwrap_or(DEFAULT_HOLD_TIME),
         socket: args.socket.clone().or(file.socket),
         listen_ranges,
         neighbors,

@@ -35,14 +35,18 @@ fn router_id(settings: &Settings) -> Result<Ipv4Addr, String> {
     if let Some(id) = settings.router_id {
         return Ok(id);
     }
-    let first = settings.neighbors.first().ok_or(
-        "no --router-id, and no --neighbor to derive one from: give --router-id IPV4",
-    )?;
+    let first = settings
+        .neighbors
+        .first()
+        .ok_or("no --router-id, and no --neighbor to derive one from: give --router-id IPV4")?;
     let sock = UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
         .and_then(|s| s.connect(SocketAddr::new(first.address, 179)).map(|_| s))
         .and_then(|s| s.local_addr())
         .map_err(|e| {
-            format!("cannot derive a router id towards {}: {e}; give --router-id IPV4", first.address)
+            format!(
+                "cannot derive a router id towards {}: {e}; give --router-id IPV4",
+                first.address
+            )
         })?;
     match sock.ip() {
         IpAddr::V4(a) if !a.is_unspecified() => Ok(a),
@@ -54,7 +58,11 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let router_id = router_id(&settings)?;
     let cluster_id = settings.cluster_id.unwrap_or(router_id);
     let vtep_ip = settings.vtep_ip.unwrap_or(IpAddr::V4(router_id));
-    let local = LocalInfo { asn: settings.asn, router_id, cluster_id };
+    let local = LocalInfo {
+        asn: settings.asn,
+        router_id,
+        cluster_id,
+    };
 
     let (rib_tx, rib_rx) = mpsc::channel(RIB_QUEUE);
     let rib = Rib::<L2vpnEvpn>::new(local.clone());
@@ -108,7 +116,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         }
     }
 
-    let socket_path = settings.socket.clone().unwrap_or_else(crate::control::default_socket);
+    let socket_path = settings
+        .socket
+        .clone()
+        .unwrap_or_else(crate::control::default_socket);
     let unix = server::bind(&socket_path).await?;
     let _guard = SocketGuard(socket_path.clone());
     let state = Arc::new(ControlState {
@@ -122,7 +133,11 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             vtep_ip,
             port: settings.port,
         },
-        origin: OriginDefaults { asn: settings.asn, router_id, vtep_ip },
+        origin: OriginDefaults {
+            asn: settings.asn,
+            router_id,
+            vtep_ip,
+        },
         originated: Mutex::new(Default::default()),
     });
     for (i, r) in settings.routes.iter().enumerate() {
@@ -140,7 +155,9 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             mobility_seq: r.mobility_seq,
             sticky: r.sticky,
         };
-        server::originate(&state, &spec).await.map_err(|e| format!("config route[{i}]: {e}"))?;
+        server::originate(&state, &spec)
+            .await
+            .map_err(|e| format!("config route[{i}]: {e}"))?;
     }
     let control_task = tokio::spawn(server::run(unix, state));
 
@@ -165,7 +182,9 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     listener_task.abort();
     control_task.abort();
     let sessions = peers.lock().map(|mut t| t.take_all()).unwrap_or_default();
-    let stops = sessions.into_iter().map(|s| s.shutdown(codes::cease::ADMINISTRATIVE_SHUTDOWN));
+    let stops = sessions
+        .into_iter()
+        .map(|s| s.shutdown(codes::cease::ADMINISTRATIVE_SHUTDOWN));
     for stop in stops {
         stop.await;
     }

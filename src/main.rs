@@ -88,10 +88,18 @@ fn spec(kind: RouteSpecCmd) -> RouteSpec {
 
 fn client(cmd: Command, args: &cli::DaemonArgs) -> ExitCode {
     let (req, json, render): (Request, bool, fn(&serde_json::Value) -> String) = match cmd {
-        Command::Show(Show::Neighbors { json }) => (Request::ShowNeighbors, json, render::neighbors),
-        Command::Show(Show::Routes { vni, route_type, json }) => {
-            (Request::ShowRoutes { vni, route_type }, json, render::routes)
+        Command::Show(Show::Neighbors { json }) => {
+            (Request::ShowNeighbors, json, render::neighbors)
         }
+        Command::Show(Show::Routes {
+            vni,
+            route_type,
+            json,
+        }) => (
+            Request::ShowRoutes { vni, route_type },
+            json,
+            render::routes,
+        ),
         Command::Route(RouteCmd::Add(k)) => (Request::RouteAdd(spec(k)), false, added),
         Command::Route(RouteCmd::Del(k)) => (Request::RouteDel(spec(k)), false, added),
     };
@@ -100,7 +108,10 @@ fn client(cmd: Command, args: &cli::DaemonArgs) -> ExitCode {
         Ok(resp) if resp.ok => {
             let data = resp.data.unwrap_or_default();
             if json {
-                println!("{}", serde_json::to_string_pretty(&data).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&data).unwrap_or_default()
+                );
             } else {
                 print!("{}", render(&data));
             }

@@ -40,15 +40,23 @@ pub fn build(spec: &RouteSpec, d: &OriginDefaults) -> Result<(EvpnRoute, RouteAt
     } else {
         spec.rts
             .iter()
-            .map(|s| s.parse::<RouteTarget>().map_err(|e| format!("bad route target '{s}': {e}")))
+            .map(|s| {
+                s.parse::<RouteTarget>()
+                    .map_err(|e| format!("bad route target '{s}': {e}"))
+            })
             .collect::<Result<_, _>>()?
     };
     let next_hop = spec.next_hop.unwrap_or(d.vtep_ip);
     let (route, attrs) = match spec.kind {
         RouteKind::MacIp => {
             let mac = spec.mac.as_deref().ok_or("a mac-ip route needs --mac")?;
-            let mac: MacAddr = mac.parse().map_err(|e| format!("bad MAC address '{mac}': {e}"))?;
-            let mobility = spec.mobility_seq.map(|s| (s, spec.sticky)).or(spec.sticky.then_some((0, true)));
+            let mac: MacAddr = mac
+                .parse()
+                .map_err(|e| format!("bad MAC address '{mac}': {e}"))?;
+            let mobility = spec
+                .mobility_seq
+                .map(|s| (s, spec.sticky))
+                .or(spec.sticky.then_some((0, true)));
             originate::mac_ip(rd, vni, mac, spec.ip, &rts, mobility)
         }
         RouteKind::Multicast => {
@@ -94,13 +102,16 @@ mod tests {
         s.ip = Some("198.18.0.2".parse().unwrap());
         let (route, attrs) = build(&s, &defaults()).unwrap();
         assert_eq!(route.rd().unwrap().to_string(), "198.19.0.1:42");
-        assert_eq!(route.to_string(), "[2]:[0]:[48]:[02:00:00:00:00:01]:[32]:[198.18.0.2]");
+        assert_eq!(
+            route.to_string(),
+            "[2]:[0]:[48]:[02:00:00:00:00:01]:[32]:[198.18.0.2]"
+        );
         let rts: Vec<String> = attrs
             .attrs
             .ext_communities
             .iter()
             .flatten()
-            .filter_map(|c| RouteTarget::from_ext_community(c))
+            .filter_map(RouteTarget::from_ext_community)
             .map(|r| r.to_string())
             .collect();
         assert_eq!(rts, vec!["65001:42"]);
@@ -129,7 +140,9 @@ mod tests {
         assert!(build(&s, &defaults()).unwrap_err().contains("out of range"));
         s.vni = 42;
         s.rd = Some("nonsense".into());
-        assert!(build(&s, &defaults()).unwrap_err().contains("route distinguisher"));
+        assert!(build(&s, &defaults())
+            .unwrap_err()
+            .contains("route distinguisher"));
         s.rd = None;
         s.rts = vec!["65001".into()];
         assert!(build(&s, &defaults()).unwrap_err().contains("route target"));

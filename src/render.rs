@@ -85,7 +85,10 @@ pub fn neighbors(data: &Value) -> String {
         })
         .unwrap_or_default();
     out.push_str(&table(
-        &["Neighbor", "AS", "Type", "State", "Up", "PfxRcd", "PfxSnt", "MsgRcvd", "MsgSent", "Note"],
+        &[
+            "Neighbor", "AS", "Type", "State", "Up", "PfxRcd", "PfxSnt", "MsgRcvd", "MsgSent",
+            "Note",
+        ],
         &rows,
     ));
     out.push_str(&format!("\nTotal number of neighbors {}\n", rows.len()));
@@ -97,14 +100,20 @@ fn uptime(secs: u64) -> String {
 }
 
 pub fn routes(data: &Value) -> String {
-    let Some(routes) = data["routes"].as_array() else { return "No routes.\n".into() };
+    let Some(routes) = data["routes"].as_array() else {
+        return "No routes.\n".into();
+    };
     if routes.is_empty() {
         return "No routes.\n".into();
     }
     let mut rows = Vec::new();
     for r in routes {
         for p in r["paths"].as_array().into_iter().flatten() {
-            let status = if p["best"] == Value::Bool(true) { "*>" } else { "* " };
+            let status = if p["best"] == Value::Bool(true) {
+                "*>"
+            } else {
+                "* "
+            };
             let mut comms: Vec<String> = p["ext_communities"]
                 .as_array()
                 .into_iter()
@@ -135,9 +144,20 @@ pub fn routes(data: &Value) -> String {
             ]);
         }
     }
-    let mut out = String::from("Status codes: * valid, > best;  Path origin: i IGP, e EGP, ? incomplete\n\n");
+    let mut out =
+        String::from("Status codes: * valid, > best;  Path origin: i IGP, e EGP, ? incomplete\n\n");
     out.push_str(&table(
-        &["", "Route", "RD", "VNI", "Next Hop", "From", "LocPrf", "Path", "Communities"],
+        &[
+            "",
+            "Route",
+            "RD",
+            "VNI",
+            "Next Hop",
+            "From",
+            "LocPrf",
+            "Path",
+            "Communities",
+        ],
         &rows,
     ));
     let t2 = routes.iter().filter(|r| r["type"] == 2).count();

@@ -13,7 +13,10 @@ use support::*;
 fn assert_namespaces_gone(names: &[String]) {
     let list = netns_list();
     for n in names {
-        assert!(!list.contains(n), "namespace {n} still exists after drop: {list:?}");
+        assert!(
+            !list.contains(n),
+            "namespace {n} still exists after drop: {list:?}"
+        );
     }
 }
 
@@ -40,11 +43,18 @@ fn underlay_hosts_ping_each_other() {
         }
         for i in 0..3 {
             let dst = u.ip((i + 1) % 3).to_string();
-            assert!(u.host(i).ping(&dst, 2), "{} cannot ping {dst}", u.host(i).name());
+            assert!(
+                u.host(i).ping(&dst, 2),
+                "{} cannot ping {dst}",
+                u.host(i).name()
+            );
         }
         // The address plan: 198.19.<subnet>.<i+1>/24 on u0.
         let addrs = u.host(1).run_ok("ip -4 -o addr show dev u0");
-        assert!(addrs.contains(&format!("198.19.{}.2/24", u.subnet())), "{addrs}");
+        assert!(
+            addrs.contains(&format!("198.19.{}.2/24", u.subnet())),
+            "{addrs}"
+        );
     }
     assert_namespaces_gone(&names);
 }
@@ -62,26 +72,43 @@ fn vtep_devices_match_spec() {
         let host = u.host(0);
         bridge_add(host, "br42");
         vxlan_add(host, "vxlan42", 42, u.ip(0), "br42");
-        let vm = vm_add(host, "br42", "vm0", &format!("{}/24", u.overlay_ip(2)), Some("02:00:00:00:00:02"));
+        let vm = vm_add(
+            host,
+            "br42",
+            "vm0",
+            &format!("{}/24", u.overlay_ip(2)),
+            Some("02:00:00:00:00:02"),
+        );
         host.addr_add("br42", &format!("{}/24", u.overlay_ip(1)));
         names = [u.names(), vec![vm.name().to_string()]].concat();
 
-        let link: Value = serde_json::from_str(&host.run_ok("ip -d -j link show dev vxlan42")).unwrap();
+        let link: Value =
+            serde_json::from_str(&host.run_ok("ip -d -j link show dev vxlan42")).unwrap();
         let info = &link[0]["linkinfo"]["info_data"];
         assert_eq!(info["id"], 42, "{info}");
         assert_eq!(info["port"], 4789, "{info}");
         assert_eq!(info["learning"], false, "{info}");
         assert_eq!(info["local"], u.ip(0).to_string(), "{info}");
-        assert!(info.get("group").is_none() && info.get("remote").is_none(), "{info}");
+        assert!(
+            info.get("group").is_none() && info.get("remote").is_none(),
+            "{info}"
+        );
         assert_eq!(link[0]["master"], "br42");
 
-        let port: Value = serde_json::from_str(&host.run_ok("bridge -d -j link show dev vxlan42")).unwrap();
+        let port: Value =
+            serde_json::from_str(&host.run_ok("bridge -d -j link show dev vxlan42")).unwrap();
         assert_eq!(port[0]["learning"], false, "{port}");
         assert_eq!(port[0]["neigh_suppress"], true, "{port}");
 
-        assert!(vm.ping(&u.overlay_ip(1).to_string(), 2), "VM cannot reach the bridge address");
+        assert!(
+            vm.ping(&u.overlay_ip(1).to_string(), 2),
+            "VM cannot reach the bridge address"
+        );
         let fdb = host.run_ok("bridge fdb show dev vm0");
-        assert!(fdb.contains("02:00:00:00:00:02"), "VM MAC not learned on vm0: {fdb}");
+        assert!(
+            fdb.contains("02:00:00:00:00:02"),
+            "VM MAC not learned on vm0: {fdb}"
+        );
     }
     assert_namespaces_gone(&names);
 }
@@ -99,19 +126,26 @@ fn namespace_and_processes_removed_on_panic() {
         let child = ns.spawn("sleeper", &["sleep", "600"]);
         ns.run_ok("setsid sleep 601 >/dev/null 2>&1 < /dev/null &");
         assert!(wait_until(Duration::from_secs(5), || ns.pids().len() >= 2));
-        tx.send((ns.name().to_string(), ns.pids(), child.pid())).unwrap();
+        tx.send((ns.name().to_string(), ns.pids(), child.pid()))
+            .unwrap();
         panic!("deliberate panic to test cleanup");
     })
     .join();
     assert!(joined.is_err(), "the thread should have panicked");
     let (name, pids, child_pid) = rx.recv().unwrap();
     assert!(pids.contains(&child_pid));
-    assert_namespaces_gone(&[name.clone()]);
+    assert_namespaces_gone(std::slice::from_ref(&name));
     // The logs of a panicking test are kept on purpose; this panic was deliberate.
-    assert!(log_dir_for(&name).exists(), "logs of the panicking test were not kept");
+    assert!(
+        log_dir_for(&name).exists(),
+        "logs of the panicking test were not kept"
+    );
     let _ = std::fs::remove_dir_all(log_dir_for(&name));
     for pid in pids {
-        assert!(!support::proc::pid_alive(pid), "process {pid} survived its namespace");
+        assert!(
+            !support::proc::pid_alive(pid),
+            "process {pid} survived its namespace"
+        );
     }
 }
 
@@ -135,23 +169,32 @@ fn frr_and_gobgp_exchange_evpn_routes() {
         names = u.names();
 
         let t0 = Instant::now();
-        let frr = Frr::start(host, &support::frr::evpn_config("vtep1", 65001, &frr_ip, &[(&gobgp_ip, 65001)]));
-        let gobgp = Gobgp::start(u.host(1), &support::gobgp::evpn_config(65001, &gobgp_ip, &[(&frr_ip, 65001)]));
+        let frr = Frr::start(
+            host,
+            &support::frr::evpn_config("vtep1", 65001, &frr_ip, &[(&gobgp_ip, 65001)]),
+        );
+        let gobgp = Gobgp::start(
+            u.host(1),
+            &support::gobgp::evpn_config(65001, &gobgp_ip, &[(&frr_ip, 65001)]),
+        );
         let started = t0.elapsed();
         frr.wait_established(&gobgp_ip, Duration::from_secs(30));
         gobgp.wait_established(&frr_ip, Duration::from_secs(10));
         let established = t0.elapsed();
 
         // FRR's type-3 (RD router-id:n, originator = its VTEP address) reaches GoBGP.
-        let imet_from_frr = |rib: &Value| {
-            rib.as_object().into_iter().flatten().any(|(_, paths)| {
-                paths.as_array().into_iter().flatten().any(|p| {
-                    p["nlri"]["type"] == 3 && p["nlri"]["value"]["ip"] == frr_ip.as_str()
+        let imet_from_frr =
+            |rib: &Value| {
+                rib.as_object().into_iter().flatten().any(|(_, paths)| {
+                    paths.as_array().into_iter().flatten().any(|p| {
+                        p["nlri"]["type"] == 3 && p["nlri"]["value"]["ip"] == frr_ip.as_str()
+                    })
                 })
-            })
-        };
+            };
         assert!(
-            wait_until(Duration::from_secs(20), || imet_from_frr(&gobgp.rib_evpn_json())),
+            wait_until(Duration::from_secs(20), || imet_from_frr(
+                &gobgp.rib_evpn_json()
+            )),
             "no type-3 from FRR in GoBGP: {:#}",
             gobgp.rib_evpn_json()
         );
@@ -162,11 +205,15 @@ fn frr_and_gobgp_exchange_evpn_routes() {
         let ip = u.overlay_ip(3).to_string();
         let rd = format!("{gobgp_ip}:42");
         gobgp.add_evpn(&[
-            "macadv", mac, &ip, "etag", "0", "label", "42", "rd", &rd, "rt", "65001:42", "encap", "vxlan",
+            "macadv", mac, &ip, "etag", "0", "label", "42", "rd", &rd, "rt", "65001:42", "encap",
+            "vxlan",
         ]);
         let want = format!("[2]:[0]:[48]:[{mac}]:[32]:[{ip}]");
         assert!(
-            wait_until(Duration::from_secs(20), || frr.evpn_prefixes().iter().any(|(r, p)| *r == rd && *p == want)),
+            wait_until(Duration::from_secs(20), || frr
+                .evpn_prefixes()
+                .iter()
+                .any(|(r, p)| *r == rd && *p == want)),
             "{want} (RD {rd}) not in FRR: {:?}",
             frr.evpn_prefixes()
         );
@@ -174,7 +221,8 @@ fn frr_and_gobgp_exchange_evpn_routes() {
         assert!(
             wait_until(Duration::from_secs(10), || {
                 let fdb = host.run_ok("bridge fdb show dev vxlan42");
-                fdb.lines().any(|l| l.starts_with(mac) && l.contains(&format!("dst {gobgp_ip}")))
+                fdb.lines()
+                    .any(|l| l.starts_with(mac) && l.contains(&format!("dst {gobgp_ip}")))
             }),
             "FRR did not install {mac} dst {gobgp_ip}: {}",
             host.run_ok("bridge fdb show dev vxlan42")
@@ -185,13 +233,27 @@ fn frr_and_gobgp_exchange_evpn_routes() {
         );
     }
     assert_namespaces_gone(&names);
-    assert!(!std::path::Path::new(&format!("/etc/frr/{frr_ns}")).exists(), "FRR config dir left behind");
-    assert!(!std::path::Path::new(&format!("/var/run/frr/{frr_ns}")).exists(), "FRR run dir left behind");
+    assert!(
+        !std::path::Path::new(&format!("/etc/frr/{frr_ns}")).exists(),
+        "FRR config dir left behind"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/var/run/frr/{frr_ns}")).exists(),
+        "FRR run dir left behind"
+    );
     // No daemon of this namespace survives (their PID files are gone with the run dir, so look
     // for the pathspace argument on command lines).
-    let ps = String::from_utf8_lossy(&Command::new("ps").args(["-eo", "args"]).output().unwrap().stdout).into_owned();
+    let ps = String::from_utf8_lossy(
+        &Command::new("ps")
+            .args(["-eo", "args"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
     assert!(
-        !ps.lines().any(|l| l.split_whitespace().any(|arg| arg == frr_ns)),
+        !ps.lines()
+            .any(|l| l.split_whitespace().any(|arg| arg == frr_ns)),
         "a process of {frr_ns} survived:\n{ps}"
     );
 }

@@ -44,7 +44,12 @@ pub struct NeighborRow {
 
 impl<A: AddressFamily> PeerTable<A> {
     pub fn new(rib_tx: mpsc::Sender<RibCmd<A>>) -> Self {
-        PeerTable { sessions: HashMap::new(), ranges: Vec::new(), next_id: 1, rib_tx }
+        PeerTable {
+            sessions: HashMap::new(),
+            ranges: Vec::new(),
+            next_id: 1,
+            rib_tx,
+        }
     }
 
     fn alloc_id(&mut self) -> PeerId {
@@ -92,11 +97,15 @@ impl<A: AddressFamily> PeerTable<A> {
 
     /// Every session, configured ones and live dynamic ones, by address.
     pub fn rows(&mut self) -> Vec<NeighborRow> {
-        self.sessions.retain(|_, h| !(h.config.dynamic && h.is_finished()));
+        self.sessions
+            .retain(|_, h| !(h.config.dynamic && h.is_finished()));
         let mut rows: Vec<NeighborRow> = self
             .sessions
             .values()
-            .map(|h| NeighborRow { config: h.config.clone(), status: h.status.borrow().clone() })
+            .map(|h| NeighborRow {
+                config: h.config.clone(),
+                status: h.status.borrow().clone(),
+            })
             .collect();
         rows.sort_by_key(|r| r.config.addr);
         rows

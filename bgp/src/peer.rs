@@ -62,7 +62,9 @@ impl Prefix {
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.len)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.len))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -79,11 +81,12 @@ impl std::fmt::Display for Prefix {
 impl std::str::FromStr for Prefix {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (addr, len) = s
-            .split_once('/')
-            .ok_or_else(|| format!("'{s}' is not a prefix: expected ADDRESS/LENGTH, e.g. 198.19.0.0/24"))?;
-        let addr: IpAddr =
-            addr.parse().map_err(|_| format!("'{addr}' in '{s}' is not an IP address"))?;
+        let (addr, len) = s.split_once('/').ok_or_else(|| {
+            format!("'{s}' is not a prefix: expected ADDRESS/LENGTH, e.g. 198.19.0.0/24")
+        })?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("'{addr}' in '{s}' is not an IP address"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let len: u8 = len
             .parse()
@@ -106,8 +109,14 @@ mod tests {
         assert!(!p.contains("::1".parse().unwrap()));
         let all: Prefix = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains("198.18.3.4".parse().unwrap()));
-        assert!("198.19.0.0/33".parse::<Prefix>().unwrap_err().contains("prefix length"));
+        assert!("198.19.0.0/33"
+            .parse::<Prefix>()
+            .unwrap_err()
+            .contains("prefix length"));
         assert!("198.19.0.0".parse::<Prefix>().is_err());
-        assert!("fd00::/8".parse::<Prefix>().unwrap().contains("fd12::1".parse().unwrap()));
+        assert!("fd00::/8"
+            .parse::<Prefix>()
+            .unwrap()
+            .contains("fd12::1".parse().unwrap()));
     }
 }

@@ -19,7 +19,9 @@ pub fn request(socket: &Path, req: &Request) -> Result<Response, String> {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
     let mut line = serde_json::to_vec(req).map_err(|e| e.to_string())?;
     line.push(b'\n');
-    stream.write_all(&line).map_err(|e| format!("control socket: {e}"))?;
+    stream
+        .write_all(&line)
+        .map_err(|e| format!("control socket: {e}"))?;
     let mut answer = String::new();
     BufReader::new(stream)
         .read_line(&mut answer)

@@ -19,7 +19,9 @@ pub fn default_socket() -> PathBuf {
 }
 
 fn netns_name() -> String {
-    let Ok(own) = std::fs::metadata("/proc/self/ns/net") else { return "default".into() };
+    let Ok(own) = std::fs::metadata("/proc/self/ns/net") else {
+        return "default".into();
+    };
     if let Ok(dir) = std::fs::read_dir("/run/netns") {
         for entry in dir.flatten() {
             if let Ok(m) = std::fs::metadata(entry.path()) {

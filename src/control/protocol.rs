@@ -54,12 +54,20 @@ pub struct Response {
 impl Response {
     pub fn data(v: impl Serialize) -> Response {
         match serde_json::to_value(v) {
-            Ok(v) => Response { ok: true, data: Some(v), error: None },
+            Ok(v) => Response {
+                ok: true,
+                data: Some(v),
+                error: None,
+            },
             Err(e) => Response::error(format!("internal: {e}")),
         }
     }
 
     pub fn error(msg: impl Into<String>) -> Response {
-        Response { ok: false, data: None, error: Some(msg.into()) }
+        Response {
+            ok: false,
+            data: None,
+            error: Some(msg.into()),
+        }
     }
 }

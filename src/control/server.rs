@@ -60,9 +60,13 @@ pub async fn bind(path: &Path) -> Result<UnixListener, String> {
 }
 
 pub async fn run(listener: UnixListener, state: Arc<ControlState>) {
-    let own_uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+    let own_uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         match stream.peer_cred() {
             Ok(c) if c.uid() == 0 || c.uid() == own_uid => {}
             _ => {
@@ -81,7 +85,11 @@ async fn serve(stream: UnixStream, state: Arc<ControlState>) {
     let mut line = String::new();
     loop {
         line.clear();
-        match (&mut lines).take(MAX_LINE as u64).read_line(&mut line).await {
+        match (&mut lines)
+            .take(MAX_LINE as u64)
+            .read_line(&mut line)
+            .await
+        {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
@@ -115,7 +123,9 @@ async fn show_neighbors(state: &ControlState) -> Response {
     if state.rib_tx.send(RibCmd::Counts { reply }).await.is_err() {
         return Response::error("internal: RIB is gone");
     }
-    let Ok((counts, stats)) = rx.await else { return Response::error("internal: RIB is gone") };
+    let Ok((counts, stats)) = rx.await else {
+        return Response::error("internal: RIB is gone");
+    };
     let now = SystemTime::now();
     let neighbors = rows
         .into_iter()
@@ -148,7 +158,11 @@ async fn show_neighbors(state: &ControlState) -> Response {
             }
         })
         .collect();
-    Response::data(NeighborsView { local: clone_local(&state.local), rib: stats, neighbors })
+    Response::data(NeighborsView {
+        local: clone_local(&state.local),
+        rib: stats,
+        neighbors,
+    })
 }
 
 fn clone_local(l: &LocalView) -> LocalView {
@@ -168,11 +182,20 @@ async fn show_routes(state: &ControlState, vni: Option<u32>, route_type: Option<
         route_type.is_none_or(|t| r.route_type() == t)
             && vni.is_none_or(|v| view::route_vni(r, &a.attrs) == Some(v))
     });
-    if state.rib_tx.send(RibCmd::Routes { filter, reply }).await.is_err() {
+    if state
+        .rib_tx
+        .send(RibCmd::Routes { filter, reply })
+        .await
+        .is_err()
+    {
         return Response::error("internal: RIB is gone");
     }
-    let Ok(snaps) = rx.await else { return Response::error("internal: RIB is gone") };
-    Response::data(RoutesView { routes: snaps.iter().filter_map(view::route_view).collect() })
+    let Ok(snaps) = rx.await else {
+        return Response::error("internal: RIB is gone");
+    };
+    Response::data(RoutesView {
+        routes: snaps.iter().filter_map(view::route_view).collect(),
+    })
 }
 
 async fn route_add(state: &ControlState, spec: &RouteSpec) -> Response {
@@ -188,8 +211,16 @@ pub async fn originate(state: &ControlState, spec: &RouteSpec) -> Result<EvpnRou
     if let Ok(mut o) = state.originated.lock() {
         o.insert(route.key(), route.clone());
     }
-    let input = RibInput::Update { peer: LOCAL_PEER, attrs, reach: vec![route.clone()] };
-    state.rib_tx.send(RibCmd::Input(input)).await.map_err(|_| "internal: RIB is gone")?;
+    let input = RibInput::Update {
+        peer: LOCAL_PEER,
+        attrs,
+        reach: vec![route.clone()],
+    };
+    state
+        .rib_tx
+        .send(RibCmd::Input(input))
+        .await
+        .map_err(|_| "internal: RIB is gone")?;
     Ok(route)
 }
 
@@ -198,11 +229,18 @@ async fn route_del(state: &ControlState, spec: &RouteSpec) -> Response {
         Ok(x) => x,
         Err(e) => return Response::error(e),
     };
-    let known = state.originated.lock().ok().and_then(|mut o| o.remove(&route.key()));
+    let known = state
+        .originated
+        .lock()
+        .ok()
+        .and_then(|mut o| o.remove(&route.key()));
     let Some(route) = known else {
         return Response::error(format!("no such route was added: {route}"));
     };
-    let input = RibInput::Withdraw { peer: LOCAL_PEER, nlri: vec![route.clone()] };
+    let input = RibInput::Withdraw {
+        peer: LOCAL_PEER,
+        nlri: vec![route.clone()],
+    };
     if state.rib_tx.send(RibCmd::Input(input)).await.is_err() {
         return Response::error("internal: RIB is gone");
     }

@@ -105,10 +105,16 @@ fn path_view(p: &bgp::rib::PathSnapshot<L2vpnEvpn>) -> PathView {
     let a = &p.attrs.attrs;
     let mut v = PathView {
         best: p.best,
-        peer: p.peer_addr.map_or_else(|| "local".to_string(), |a| a.to_string()),
+        peer: p
+            .peer_addr
+            .map_or_else(|| "local".to_string(), |a| a.to_string()),
         next_hop: p.attrs.next_hop,
         origin: origin_str(a.origin),
-        as_path: a.as_path.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+        as_path: a
+            .as_path
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
         local_pref: a.local_pref,
         med: a.med,
         originator_id: a.originator_id,

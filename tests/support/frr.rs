@@ -30,7 +30,10 @@ impl Frr {
     /// starts bgpd and waits until vtysh can reach it. Panics (with the logs) if either fails.
     pub fn start(ns: &Netns, config: &str) -> Frr {
         for bin in [ZEBRA, BGPD] {
-            assert!(Path::new(bin).exists(), "{bin} not found: install the `frr` package");
+            assert!(
+                Path::new(bin).exists(),
+                "{bin} not found: install the `frr` package"
+            );
         }
         let name = ns.name().to_string();
         let etc_dir = PathBuf::from(format!("/etc/frr/{name}"));
@@ -40,8 +43,11 @@ impl Frr {
         }
         let conf = etc_dir.join("frr.conf");
         std::fs::write(&conf, config).expect("write frr.conf");
-        std::fs::write(etc_dir.join("vtysh.conf"), "service integrated-vtysh-config\n")
-            .expect("write vtysh.conf");
+        std::fs::write(
+            etc_dir.join("vtysh.conf"),
+            "service integrated-vtysh-config\n",
+        )
+        .expect("write vtysh.conf");
         for d in [&etc_dir, &run_dir] {
             proc::run_ok(Command::new("chown").args(["-R", "frr:frr"]).arg(d));
         }
@@ -58,7 +64,9 @@ impl Frr {
         };
         frr.zebra_pid = frr.start_daemon(ns, ZEBRA, "zebra", &run_dir.join("zserv.api"));
         frr.bgpd_pid = frr.start_daemon(ns, BGPD, "bgpd", &run_dir.join("bgpd.vty"));
-        if !super::wait_until(Duration::from_secs(10), || frr.try_vtysh("show bgp summary").is_ok()) {
+        if !super::wait_until(Duration::from_secs(10), || {
+            frr.try_vtysh("show bgp summary").is_ok()
+        }) {
             panic!("bgpd in {name} does not answer vtysh\n{}", frr.logs());
         }
         frr
@@ -69,7 +77,10 @@ impl Frr {
     fn start_daemon(&self, ns: &Netns, bin: &str, daemon: &str, ready: &Path) -> u32 {
         let conf = self.etc_dir.join("frr.conf");
         let pidfile = self.run_dir.join(format!("{daemon}.pid"));
-        let log = format!("file:{}", self.run_dir.join(format!("{daemon}.log")).display());
+        let log = format!(
+            "file:{}",
+            self.run_dir.join(format!("{daemon}.log")).display()
+        );
         let out = proc::run(&mut ns.cmd(&[
             bin,
             "-d",
@@ -94,7 +105,9 @@ impl Frr {
         }
         let mut pid = None;
         let up = super::wait_until(Duration::from_secs(10), || {
-            pid = std::fs::read_to_string(&pidfile).ok().and_then(|s| s.trim().parse().ok());
+            pid = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
             pid.is_some() && ready.exists()
         });
         match pid {
@@ -144,7 +157,9 @@ impl Frr {
 
     /// FRR's `bgpState` for `peer` ("Established", "Active", ...), `None` if unknown.
     pub fn neighbor_state(&self, peer: &str) -> Option<String> {
-        let text = self.try_vtysh(&format!("show bgp neighbors {peer} json")).ok()?;
+        let text = self
+            .try_vtysh(&format!("show bgp neighbors {peer} json"))
+            .ok()?;
         let v: Value = serde_json::from_str(&text).ok()?;
         v.get(peer)?.get("bgpState")?.as_str().map(str::to_string)
     }
@@ -153,7 +168,9 @@ impl Frr {
     /// after `timeout`. Returns how long it took.
     pub fn wait_established(&self, peer: &str, timeout: Duration) -> Duration {
         let start = Instant::now();
-        if super::wait_until(timeout, || self.neighbor_state(peer).as_deref() == Some("Established")) {
+        if super::wait_until(timeout, || {
+            self.neighbor_state(peer).as_deref() == Some("Established")
+        }) {
             return start.elapsed();
         }
         panic!(
@@ -176,7 +193,9 @@ impl Frr {
         let mut out = Vec::new();
         if let Some(map) = v.as_object() {
             for (rd, routes) in map {
-                let Some(routes) = routes.as_object() else { continue };
+                let Some(routes) = routes.as_object() else {
+                    continue;
+                };
                 for key in routes.keys().filter(|k| k.starts_with('[')) {
                     out.push((rd.clone(), key.clone()));
                 }
@@ -190,7 +209,11 @@ impl Frr {
         let mut s = String::new();
         for d in ["zebra", "bgpd"] {
             let p = self.run_dir.join(format!("{d}.log"));
-            s.push_str(&format!("--- FRR {d} log ({})\n{}\n", p.display(), proc::tail(&p, 60)));
+            s.push_str(&format!(
+                "--- FRR {d} log ({})\n{}\n",
+                p.display(),
+                proc::tail(&p, 60)
+            ));
         }
         s
     }

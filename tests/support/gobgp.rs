@@ -41,10 +41,18 @@ impl Gobgp {
                 "--log-plain",
             ],
         );
-        let mut g = Gobgp { ns: ns.name().to_string(), port, child };
+        let mut g = Gobgp {
+            ns: ns.name().to_string(),
+            port,
+            child,
+        };
         if !super::wait_until(Duration::from_secs(10), || g.try_cli(&["global"]).is_ok()) {
             let running = g.child.is_running();
-            panic!("gobgpd in {} (running: {running}) does not answer on {api}\n{}", g.ns, g.child.logs());
+            panic!(
+                "gobgpd in {} (running: {running}) does not answer on {api}\n{}",
+                g.ns,
+                g.child.logs()
+            );
         }
         g
     }
@@ -61,7 +69,8 @@ impl Gobgp {
     pub fn try_cli(&self, args: &[&str]) -> Result<String, String> {
         let port = self.port.to_string();
         let mut cmd = std::process::Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, "gobgp", "-p", &port]).args(args);
+        cmd.args(["netns", "exec", &self.ns, "gobgp", "-p", &port])
+            .args(args);
         let out = proc::run(&mut cmd);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.status.success() {
@@ -91,7 +100,10 @@ impl Gobgp {
 
     /// The keys of [`Self::rib_evpn_json`].
     pub fn evpn_routes(&self) -> Vec<String> {
-        self.rib_evpn_json().as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        self.rib_evpn_json()
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// `gobgp global rib add -a evpn args...`, e.g. `["macadv", "02:00:00:00:00:01",

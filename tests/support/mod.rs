@@ -27,16 +27,19 @@ pub mod frr;
 pub mod gobgp;
 pub mod netns;
 pub mod proc;
+pub mod vxbgp;
 
 pub use frr::Frr;
 pub use gobgp::Gobgp;
 #[allow(unused_imports)] // re-exported for test binaries; not every one uses all
 pub use netns::{
-    addr_add, bridge_add, link_up, netns_exists, netns_list, veth_pair, vm_add, vxlan_add,
-    Netns, Underlay,
+    addr_add, bridge_add, link_up, netns_exists, netns_list, veth_pair, vm_add, vxlan_add, Netns,
+    Underlay,
 };
 #[allow(unused_imports)]
 pub use proc::Child;
+#[allow(unused_imports)]
+pub use vxbgp::Vxbgp;
 #[allow(unused_imports)]
 pub use {frr::evpn_config as frr_evpn_config, gobgp::evpn_config as gobgp_evpn_config};
 
@@ -51,7 +54,9 @@ pub fn require_root() -> bool {
         return true;
     }
     if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
-        panic!("this test needs root (network namespaces, FRR, GoBGP) and CI=true: refusing to skip");
+        panic!(
+            "this test needs root (network namespaces, FRR, GoBGP) and CI=true: refusing to skip"
+        );
     }
     eprintln!("skipping: needs root (network namespaces); run as root or with sudo");
     false
@@ -76,11 +81,22 @@ pub fn next_id() -> u32 {
 /// of `[a-z0-9]`.
 pub fn unique(prefix: &str) -> String {
     assert!(
-        !prefix.is_empty() && prefix.len() <= 5 && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+        !prefix.is_empty()
+            && prefix.len() <= 5
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
         "unique(): prefix {prefix:?} must be 1..=5 chars of [a-z0-9]"
     );
-    let name = format!("{prefix}-{}-{}", base36(std::process::id()), base36(next_id()));
-    assert!(name.len() <= 15, "unique(): {name:?} is longer than IFNAMSIZ-1");
+    let name = format!(
+        "{prefix}-{}-{}",
+        base36(std::process::id()),
+        base36(next_id())
+    );
+    assert!(
+        name.len() <= 15,
+        "unique(): {name:?} is longer than IFNAMSIZ-1"
+    );
     name
 }
 

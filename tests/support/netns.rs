@@ -23,7 +23,10 @@ impl Netns {
     pub fn new(prefix: &str) -> Netns {
         let name = super::unique(prefix);
         proc::run_ok(Command::new("ip").args(["netns", "add", &name]));
-        let ns = Netns { log_dir: super::log_dir_for(&name), name };
+        let ns = Netns {
+            log_dir: super::log_dir_for(&name),
+            name,
+        };
         std::fs::create_dir_all(&ns.log_dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", ns.log_dir.display()));
         link_up(&ns, "lo");
@@ -116,7 +119,11 @@ impl Drop for Netns {
             );
         }
         if std::thread::panicking() {
-            eprintln!("logs of namespace {} kept in {}", self.name, self.log_dir.display());
+            eprintln!(
+                "logs of namespace {} kept in {}",
+                self.name,
+                self.log_dir.display()
+            );
         } else {
             let _ = std::fs::remove_dir_all(&self.log_dir);
         }
@@ -145,7 +152,17 @@ fn ip(ns: &Netns, args: &[&str]) -> String {
 /// names only need to be unique inside each namespace), both ends up.
 pub fn veth_pair(a: &Netns, name_a: &str, b: &Netns, name_b: &str) {
     proc::run_ok(Command::new("ip").args([
-        "link", "add", name_a, "netns", a.name(), "type", "veth", "peer", "name", name_b, "netns",
+        "link",
+        "add",
+        name_a,
+        "netns",
+        a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        name_b,
+        "netns",
         b.name(),
     ]));
     link_up(a, name_a);
@@ -175,13 +192,34 @@ pub fn bridge_add(ns: &Netns, name: &str) {
 /// group, no remote — made a port of `bridge` with `learning off neigh_suppress on`, up.
 pub fn vxlan_add(ns: &Netns, name: &str, vni: u32, local: Ipv4Addr, bridge: &str) {
     let (vni, local) = (vni.to_string(), local.to_string());
-    ip(ns, &[
-        "link", "add", name, "type", "vxlan", "id", &vni, "local", &local, "dstport", "4789",
-        "nolearning",
-    ]);
+    ip(
+        ns,
+        &[
+            "link",
+            "add",
+            name,
+            "type",
+            "vxlan",
+            "id",
+            &vni,
+            "local",
+            &local,
+            "dstport",
+            "4789",
+            "nolearning",
+        ],
+    );
     ip(ns, &["link", "set", name, "master", bridge]);
     proc::run_ok(&mut ns.cmd(&[
-        "bridge", "link", "set", "dev", name, "learning", "off", "neigh_suppress", "on",
+        "bridge",
+        "link",
+        "set",
+        "dev",
+        name,
+        "learning",
+        "off",
+        "neigh_suppress",
+        "on",
     ]));
     link_up(ns, name);
 }
@@ -223,7 +261,11 @@ impl Underlay {
             addr_add(&host, "u0", &format!("198.19.{subnet}.{}/24", i + 1));
             hosts.push(host);
         }
-        Underlay { hosts, switch, subnet }
+        Underlay {
+            hosts,
+            switch,
+            subnet,
+        }
     }
 
     pub fn host(&self, i: usize) -> &Netns {

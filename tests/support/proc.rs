@@ -57,7 +57,9 @@ pub fn pid_alive(pid: u32) -> bool {
 
 /// The command name of `pid` (`/proc/<pid>/comm`), if it exists.
 pub fn pid_comm(pid: u32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// Sends `signal` (e.g. "TERM", "KILL") to `pid`; false if `kill` reported an error.
@@ -127,7 +129,12 @@ impl Child {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn `{}`: {e}", describe(&cmd)));
-        Child { name: name.to_string(), child, stdout_path, stderr_path }
+        Child {
+            name: name.to_string(),
+            child,
+            stdout_path,
+            stderr_path,
+        }
     }
 
     pub fn pid(&self) -> u32 {

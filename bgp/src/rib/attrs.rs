@@ -54,7 +54,10 @@ impl AttrTable {
             return id;
         }
         let attrs = Arc::new(attrs);
-        let slot = Some(Slot { attrs: attrs.clone(), refs: 1 });
+        let slot = Some(Slot {
+            attrs: attrs.clone(),
+            refs: 1,
+        });
         let id = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = slot;
@@ -78,7 +81,9 @@ impl AttrTable {
 
     /// Drops one reference; the set is freed with its last reference.
     pub fn release(&mut self, id: AttrId) {
-        let Some(entry) = self.slots.get_mut(id.0 as usize) else { return };
+        let Some(entry) = self.slots.get_mut(id.0 as usize) else {
+            return;
+        };
         let Some(slot) = entry else { return };
         slot.refs -= 1;
         if slot.refs == 0 {
@@ -114,7 +119,10 @@ mod tests {
 
     fn attrs(med: u32) -> RouteAttrs {
         RouteAttrs {
-            attrs: PathAttrs { med: Some(med), ..Default::default() },
+            attrs: PathAttrs {
+                med: Some(med),
+                ..Default::default()
+            },
             next_hop: IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1)),
         }
     }

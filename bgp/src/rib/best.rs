@@ -100,7 +100,10 @@ pub fn compare(a: &Candidate<'_>, b: &Candidate<'_>) -> (Ordering, RejectReason)
         ),
         (a.source.is_none().cmp(&b.source.is_none()), NotLocal),
         (as_path_len(b).cmp(&as_path_len(a)), AsPathLonger),
-        (origin_rank(b.attrs.origin).cmp(&origin_rank(a.attrs.origin)), OriginWorse),
+        (
+            origin_rank(b.attrs.origin).cmp(&origin_rank(a.attrs.origin)),
+            OriginWorse,
+        ),
         (
             if neighbour_as(a) == neighbour_as(b) {
                 b.attrs.med.unwrap_or(0).cmp(&a.attrs.med.unwrap_or(0))
@@ -127,7 +130,13 @@ fn as_path_len(c: &Candidate<'_>) -> usize {
 }
 
 fn is_ebgp(c: &Candidate<'_>) -> bool {
-    matches!(c.source, Some(Source { kind: PeerKind::Ebgp, .. }))
+    matches!(
+        c.source,
+        Some(Source {
+            kind: PeerKind::Ebgp,
+            ..
+        })
+    )
 }
 
 fn router_id(c: &Candidate<'_>) -> u32 {
@@ -143,7 +152,8 @@ fn cluster_len(c: &Candidate<'_>) -> usize {
 }
 
 fn peer_addr(c: &Candidate<'_>) -> IpAddr {
-    c.source.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |s| s.addr)
+    c.source
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |s| s.addr)
 }
 
 #[cfg(test)]
@@ -162,30 +172,81 @@ mod tests {
 
     fn path(asns: &[u32]) -> Option<AsPath> {
         Some(AsPath {
-            segments: vec![AsSegment { kind: SegmentKind::Sequence, asns: asns.to_vec() }],
+            segments: vec![AsSegment {
+                kind: SegmentKind::Sequence,
+                asns: asns.to_vec(),
+            }],
         })
     }
 
     #[test]
     fn rfc7432_15_2_higher_mobility_sequence_wins_over_local_pref() {
-        let hi_lp = PathAttrs { local_pref: Some(500), ..Default::default() };
-        let lo_lp = PathAttrs { local_pref: Some(50), ..Default::default() };
-        let a = Candidate { attrs: &lo_lp, preference: 3, source: src(PeerKind::Ibgp, 1) };
-        let b = Candidate { attrs: &hi_lp, preference: 2, source: src(PeerKind::Ibgp, 2) };
-        assert_eq!(compare(&a, &b), (Ordering::Greater, RejectReason::LowerMobilitySeq));
+        let hi_lp = PathAttrs {
+            local_pref: Some(500),
+            ..Default::default()
+        };
+        let lo_lp = PathAttrs {
+            local_pref: Some(50),
+            ..Default::default()
+        };
+        let a = Candidate {
+            attrs: &lo_lp,
+            preference: 3,
+            source: src(PeerKind::Ibgp, 1),
+        };
+        let b = Candidate {
+            attrs: &hi_lp,
+            preference: 2,
+            source: src(PeerKind::Ibgp, 2),
+        };
+        assert_eq!(
+            compare(&a, &b),
+            (Ordering::Greater, RejectReason::LowerMobilitySeq)
+        );
     }
 
     #[test]
     fn rfc4271_9_1_2_2_shorter_as_path_then_origin() {
-        let short = PathAttrs { as_path: path(&[1]), ..Default::default() };
-        let long = PathAttrs { as_path: path(&[1, 2]), ..Default::default() };
-        let a = Candidate { attrs: &long, preference: 0, source: src(PeerKind::Ebgp, 1) };
-        let b = Candidate { attrs: &short, preference: 0, source: src(PeerKind::Ebgp, 2) };
-        assert_eq!(compare(&a, &b), (Ordering::Less, RejectReason::AsPathLonger));
-        let igp = PathAttrs { origin: Some(Origin::Igp), ..Default::default() };
-        let inc = PathAttrs { origin: Some(Origin::Incomplete), ..Default::default() };
-        let a = Candidate { attrs: &igp, preference: 0, source: src(PeerKind::Ibgp, 9) };
-        let b = Candidate { attrs: &inc, preference: 0, source: src(PeerKind::Ibgp, 1) };
+        let short = PathAttrs {
+            as_path: path(&[1]),
+            ..Default::default()
+        };
+        let long = PathAttrs {
+            as_path: path(&[1, 2]),
+            ..Default::default()
+        };
+        let a = Candidate {
+            attrs: &long,
+            preference: 0,
+            source: src(PeerKind::Ebgp, 1),
+        };
+        let b = Candidate {
+            attrs: &short,
+            preference: 0,
+            source: src(PeerKind::Ebgp, 2),
+        };
+        assert_eq!(
+            compare(&a, &b),
+            (Ordering::Less, RejectReason::AsPathLonger)
+        );
+        let igp = PathAttrs {
+            origin: Some(Origin::Igp),
+            ..Default::default()
+        };
+        let inc = PathAttrs {
+            origin: Some(Origin::Incomplete),
+            ..Default::default()
+        };
+        let a = Candidate {
+            attrs: &igp,
+            preference: 0,
+            source: src(PeerKind::Ibgp, 9),
+        };
+        let b = Candidate {
+            attrs: &inc,
+            preference: 0,
+            source: src(PeerKind::Ibgp, 1),
+        };
         assert_eq!(compare(&a, &b).0, Ordering::Greater);
         assert_eq!(compare(&b, &a).1, RejectReason::OriginWorse);
     }
@@ -203,35 +264,102 @@ mod tests {
             ..Default::default()
         };
         // The advertising peers' ids point the other way; ORIGINATOR_ID decides.
-        let a = Candidate { attrs: &from_low, preference: 0, source: src(PeerKind::Ibgp, 200) };
-        let b = Candidate { attrs: &from_high, preference: 0, source: src(PeerKind::Ibgp, 2) };
-        assert_eq!(compare(&a, &b), (Ordering::Greater, RejectReason::HigherRouterId));
-        let same_id = PathAttrs { cluster_list: Some(vec![]), ..from_low.clone() };
-        let a = Candidate { attrs: &from_low, preference: 0, source: src(PeerKind::Ibgp, 1) };
-        let b = Candidate { attrs: &same_id, preference: 0, source: src(PeerKind::Ibgp, 1) };
-        assert_eq!(compare(&a, &b), (Ordering::Less, RejectReason::ClusterListLonger));
+        let a = Candidate {
+            attrs: &from_low,
+            preference: 0,
+            source: src(PeerKind::Ibgp, 200),
+        };
+        let b = Candidate {
+            attrs: &from_high,
+            preference: 0,
+            source: src(PeerKind::Ibgp, 2),
+        };
+        assert_eq!(
+            compare(&a, &b),
+            (Ordering::Greater, RejectReason::HigherRouterId)
+        );
+        let same_id = PathAttrs {
+            cluster_list: Some(vec![]),
+            ..from_low.clone()
+        };
+        let a = Candidate {
+            attrs: &from_low,
+            preference: 0,
+            source: src(PeerKind::Ibgp, 1),
+        };
+        let b = Candidate {
+            attrs: &same_id,
+            preference: 0,
+            source: src(PeerKind::Ibgp, 1),
+        };
+        assert_eq!(
+            compare(&a, &b),
+            (Ordering::Less, RejectReason::ClusterListLonger)
+        );
     }
 
     #[test]
     fn local_beats_learned_and_ebgp_beats_ibgp() {
         let attrs = PathAttrs::default();
-        let local = Candidate { attrs: &attrs, preference: 0, source: None };
-        let ibgp = Candidate { attrs: &attrs, preference: 0, source: src(PeerKind::Ibgp, 1) };
-        let ebgp = Candidate { attrs: &attrs, preference: 0, source: src(PeerKind::Ebgp, 2) };
+        let local = Candidate {
+            attrs: &attrs,
+            preference: 0,
+            source: None,
+        };
+        let ibgp = Candidate {
+            attrs: &attrs,
+            preference: 0,
+            source: src(PeerKind::Ibgp, 1),
+        };
+        let ebgp = Candidate {
+            attrs: &attrs,
+            preference: 0,
+            source: src(PeerKind::Ebgp, 2),
+        };
         assert_eq!(compare(&local, &ibgp).0, Ordering::Greater);
-        assert_eq!(compare(&ibgp, &ebgp), (Ordering::Less, RejectReason::IbgpVsEbgp));
+        assert_eq!(
+            compare(&ibgp, &ebgp),
+            (Ordering::Less, RejectReason::IbgpVsEbgp)
+        );
     }
 
     #[test]
     fn med_compared_only_within_the_same_neighbour_as() {
-        let a1 = PathAttrs { as_path: path(&[7]), med: Some(10), ..Default::default() };
-        let a2 = PathAttrs { as_path: path(&[7]), med: Some(5), ..Default::default() };
-        let b = PathAttrs { as_path: path(&[8]), med: Some(1), ..Default::default() };
-        let c1 = Candidate { attrs: &a1, preference: 0, source: src(PeerKind::Ebgp, 1) };
-        let c2 = Candidate { attrs: &a2, preference: 0, source: src(PeerKind::Ebgp, 2) };
-        let c3 = Candidate { attrs: &b, preference: 0, source: src(PeerKind::Ebgp, 3) };
+        let a1 = PathAttrs {
+            as_path: path(&[7]),
+            med: Some(10),
+            ..Default::default()
+        };
+        let a2 = PathAttrs {
+            as_path: path(&[7]),
+            med: Some(5),
+            ..Default::default()
+        };
+        let b = PathAttrs {
+            as_path: path(&[8]),
+            med: Some(1),
+            ..Default::default()
+        };
+        let c1 = Candidate {
+            attrs: &a1,
+            preference: 0,
+            source: src(PeerKind::Ebgp, 1),
+        };
+        let c2 = Candidate {
+            attrs: &a2,
+            preference: 0,
+            source: src(PeerKind::Ebgp, 2),
+        };
+        let c3 = Candidate {
+            attrs: &b,
+            preference: 0,
+            source: src(PeerKind::Ebgp, 3),
+        };
         assert_eq!(compare(&c1, &c2), (Ordering::Less, RejectReason::MedHigher));
         // Different neighbour AS: MED is skipped, router id decides (1 < 3).
-        assert_eq!(compare(&c1, &c3), (Ordering::Greater, RejectReason::HigherRouterId));
+        assert_eq!(
+            compare(&c1, &c3),
+            (Ordering::Greater, RejectReason::HigherRouterId)
+        );
     }
 }

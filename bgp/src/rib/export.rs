@@ -69,7 +69,13 @@ fn prepend(path: &AsPath, asn: u32) -> AsPath {
         Some(seg) if seg.kind == SegmentKind::Sequence && seg.asns.len() < 255 => {
             seg.asns.insert(0, asn);
         }
-        _ => segments.insert(0, AsSegment { kind: SegmentKind::Sequence, asns: vec![asn] }),
+        _ => segments.insert(
+            0,
+            AsSegment {
+                kind: SegmentKind::Sequence,
+                asns: vec![asn],
+            },
+        ),
     }
     AsPath { segments }
 }

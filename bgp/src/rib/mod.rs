@@ -39,7 +39,11 @@ pub enum RibInput<A: AddressFamily> {
     /// A session left Established: everything the peer gave is withdrawn.
     PeerDown(PeerId),
     /// Routes received (or originated, with `LOCAL_PEER`) with these attributes.
-    Update { peer: PeerId, attrs: RouteAttrs, reach: Vec<A::Nlri> },
+    Update {
+        peer: PeerId,
+        attrs: RouteAttrs,
+        reach: Vec<A::Nlri>,
+    },
     /// Routes withdrawn (explicitly or by RFC 7606 treat-as-withdraw).
     Withdraw { peer: PeerId, nlri: Vec<A::Nlri> },
     /// The peer asked for our routes again (RFC 2918).
@@ -64,7 +68,11 @@ pub struct BestPath<A: AddressFamily> {
 // Derived Clone would demand `A: Clone`; only the fields need it.
 impl<A: AddressFamily> Clone for BestPath<A> {
     fn clone(&self) -> Self {
-        BestPath { nlri: self.nlri.clone(), attrs: self.attrs.clone(), peer: self.peer }
+        BestPath {
+            nlri: self.nlri.clone(),
+            attrs: self.attrs.clone(),
+            peer: self.peer,
+        }
     }
 }
 
@@ -283,12 +291,18 @@ impl<A: AddressFamily> Rib<A> {
             if a.originator_id == Some(self.local.router_id) {
                 return false;
             }
-            if a.cluster_list.as_ref().is_some_and(|l| l.contains(&self.local.cluster_id)) {
+            if a.cluster_list
+                .as_ref()
+                .is_some_and(|l| l.contains(&self.local.cluster_id))
+            {
                 return false;
             }
         } else {
             // RFC 4271 §9.1.2: our own AS in the path means a loop.
-            if a.as_path.as_ref().is_some_and(|p| p.contains(self.local.asn)) {
+            if a.as_path
+                .as_ref()
+                .is_some_and(|p| p.contains(self.local.asn))
+            {
                 return false;
             }
             // RFC 4271 §5.1.5: LOCAL_PREF of an external peer is ignored; RFC 4456's
@@ -302,7 +316,9 @@ impl<A: AddressFamily> Rib<A> {
 
     fn withdraw(&mut self, peer: PeerId, nlri: &A::Nlri) {
         let key = A::key(nlri);
-        let Some(&rid) = self.index.get(&key) else { return };
+        let Some(&rid) = self.index.get(&key) else {
+            return;
+        };
         if let Some(old) = self.remove_path(rid, peer) {
             if let Some(set) = self.adj_in.get_mut(&peer) {
                 set.remove(&rid);
@@ -321,7 +337,11 @@ impl<A: AddressFamily> Rib<A> {
         if let Some(&rid) = self.index.get(&key) {
             return rid;
         }
-        let dest = Dest { key: key.clone(), paths: Vec::new(), best: None };
+        let dest = Dest {
+            key: key.clone(),
+            paths: Vec::new(),
+            best: None,
+        };
         let rid = match self.free.pop() {
             Some(rid) => {
                 self.dests[rid as usize] = Some(dest);
@@ -338,7 +358,9 @@ impl<A: AddressFamily> Rib<A> {
 
     /// Adds or replaces the path of `peer`; true if it replaced one.
     fn set_path(&mut self, rid: RouteId, peer: PeerId, nlri: A::Nlri, attrs: AttrId) -> bool {
-        let Some(Some(dest)) = self.dests.get_mut(rid as usize) else { return false };
+        let Some(Some(dest)) = self.dests.get_mut(rid as usize) else {
+            return false;
+        };
         if let Some(p) = dest.paths.iter_mut().find(|p| p.peer == peer) {
             let old = std::mem::replace(&mut p.attrs, attrs);
             p.nlri = nlri;
@@ -374,7 +396,11 @@ impl<A: AddressFamily> Rib<A> {
                 addr: s.addr,
             })
         };
-        let c = Candidate { attrs: &ra.attrs, preference: A::preference(&p.nlri, &ra.attrs), source };
+        let c = Candidate {
+            attrs: &ra.attrs,
+            preference: A::preference(&p.nlri, &ra.attrs),
+            source,
+        };
         (c, ra)
     }
 
@@ -400,7 +426,9 @@ impl<A: AddressFamily> Rib<A> {
     /// Recomputes the best path of `rid` and tells every peer what changed.
     /// `fallback` is an NLRI of the destination for withdrawals when no path is left.
     fn changed(&mut self, rid: RouteId, fallback: A::Nlri) {
-        let Some(Some(dest)) = self.dests.get(rid as usize) else { return };
+        let Some(Some(dest)) = self.dests.get(rid as usize) else {
+            return;
+        };
         let best = self.select_best(dest);
         if let Some(Some(dest)) = self.dests.get_mut(rid as usize) {
             dest.best = best;
@@ -408,7 +436,10 @@ impl<A: AddressFamily> Rib<A> {
         let best_path = self.best_of(rid);
         if self.track_best {
             if let Some(Some(dest)) = self.dests.get(rid as usize) {
-                self.best_changes.push(BestChange { key: dest.key.clone(), best: best_path.clone() });
+                self.best_changes.push(BestChange {
+                    key: dest.key.clone(),
+                    best: best_path.clone(),
+                });
             }
         }
         let peers: Vec<PeerId> = self.out.keys().copied().collect();
@@ -430,7 +461,11 @@ impl<A: AddressFamily> Rib<A> {
     fn best_of(&self, rid: RouteId) -> Option<BestPath<A>> {
         let dest = self.dests.get(rid as usize)?.as_ref()?;
         let p = dest.paths.get(dest.best?)?;
-        Some(BestPath { nlri: p.nlri.clone(), attrs: self.attrs.get(p.attrs).clone(), peer: p.peer })
+        Some(BestPath {
+            nlri: p.nlri.clone(),
+            attrs: self.attrs.get(p.attrs).clone(),
+            peer: p.peer,
+        })
     }
 
     fn export_all_to(&mut self, peer: PeerId, force: bool) {
@@ -458,13 +493,17 @@ impl<A: AddressFamily> Rib<A> {
         fallback: &A::Nlri,
         force: bool,
     ) {
-        let Some(out) = self.out.get(&peer) else { return };
+        let Some(out) = self.out.get(&peer) else {
+            return;
+        };
         let wanted = best.and_then(|b| {
             let src = self.sources.get(&b.peer);
             export::export(&self.local, src, b.peer, &out.info, &b.attrs)
         });
         let new_id = wanted.map(|ra| self.attrs.intern(ra));
-        let Some(out) = self.out.get_mut(&peer) else { return };
+        let Some(out) = self.out.get_mut(&peer) else {
+            return;
+        };
         if out.adj_out.len() <= rid as usize {
             out.adj_out.resize(rid as usize + 1, 0);
         }
@@ -487,9 +526,14 @@ impl<A: AddressFamily> Rib<A> {
             (Some(id), Some(b)) => {
                 // One reference for the Adj-RIB-Out (from intern), one for pending.
                 self.attrs.retain(id);
-                Some(Pending::Advertise { nlri: b.nlri.clone(), attrs: id })
+                Some(Pending::Advertise {
+                    nlri: b.nlri.clone(),
+                    attrs: id,
+                })
             }
-            _ if old_slot != 0 => Some(Pending::Withdraw { nlri: fallback.clone() }),
+            _ if old_slot != 0 => Some(Pending::Withdraw {
+                nlri: fallback.clone(),
+            }),
             _ => None,
         };
         let replaced = match pending {
@@ -550,16 +594,22 @@ impl<A: AddressFamily> Rib<A> {
             }
             self.attrs.release(id);
         }
-        Some(OutBatch { advertise, withdraw, end_of_rib })
+        Some(OutBatch {
+            advertise,
+            withdraw,
+            end_of_rib,
+        })
     }
 
     /// All destinations that pass `filter`, each with its paths (best first) and the
     /// reason every other path lost.
-    pub fn routes(&self, filter: &dyn Fn(&A::Nlri) -> bool) -> Vec<RouteSnapshot<A>> {
+    pub fn routes(&self, filter: &dyn Fn(&A::Nlri, &RouteAttrs) -> bool) -> Vec<RouteSnapshot<A>> {
         let mut v = Vec::new();
         for dest in self.dests.iter().flatten() {
-            let Some(best) = dest.best.and_then(|b| dest.paths.get(b)) else { continue };
-            if !filter(&best.nlri) {
+            let Some(best) = dest.best.and_then(|b| dest.paths.get(b)) else {
+                continue;
+            };
+            if !filter(&best.nlri, self.attrs.get(best.attrs)) {
                 continue;
             }
             let (best_c, _) = self.candidate(best);
@@ -578,7 +628,10 @@ impl<A: AddressFamily> Rib<A> {
                 });
             }
             paths.sort_by_key(|p| !p.best);
-            v.push(RouteSnapshot { key: dest.key.clone(), paths });
+            v.push(RouteSnapshot {
+                key: dest.key.clone(),
+                paths,
+            });
         }
         v.sort_by(|a: &RouteSnapshot<A>, b: &RouteSnapshot<A>| a.key.cmp(&b.key));
         v
@@ -595,7 +648,11 @@ impl<A: AddressFamily> Rib<A> {
     }
 
     pub fn stats(&self) -> RibStats {
-        RibStats { destinations: self.index.len(), paths: self.paths, attr_sets: self.attrs.len() }
+        RibStats {
+            destinations: self.index.len(),
+            paths: self.paths,
+            attr_sets: self.attrs.len(),
+        }
     }
 }
 

@@ -29,7 +29,9 @@ pub const BATCH_ROUTES: usize = 2048;
 /// How often a backlog towards a full session is retried.
 const RETRY: Duration = Duration::from_millis(20);
 
-pub type RouteFilter<A> = Box<dyn Fn(&<A as AddressFamily>::Nlri) -> bool + Send>;
+/// Selects routes for `show routes` by their best path.
+pub type RouteFilter<A> =
+    Box<dyn Fn(&<A as AddressFamily>::Nlri, &super::RouteAttrs) -> bool + Send>;
 
 /// Per-peer counters the control socket shows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,9 +43,17 @@ pub struct PeerCounts {
 pub enum RibCmd<A: AddressFamily> {
     Input(RibInput<A>),
     /// A session is Established; batches for it go to `out_tx`.
-    PeerUp { info: PeerInfo, out_tx: mpsc::Sender<OutBatch<A>> },
-    Routes { filter: RouteFilter<A>, reply: oneshot::Sender<Vec<RouteSnapshot<A>>> },
-    Counts { reply: oneshot::Sender<(HashMap<PeerId, PeerCounts>, RibStats)> },
+    PeerUp {
+        info: PeerInfo,
+        out_tx: mpsc::Sender<OutBatch<A>>,
+    },
+    Routes {
+        filter: RouteFilter<A>,
+        reply: oneshot::Sender<Vec<RouteSnapshot<A>>>,
+    },
+    Counts {
+        reply: oneshot::Sender<(HashMap<PeerId, PeerCounts>, RibStats)>,
+    },
 }
 
 /// Runs the RIB until every sender is gone. Best-path changes go to `fib_tx` if given.
@@ -123,7 +133,9 @@ fn flush<A: AddressFamily>(
 ) -> bool {
     let mut left = false;
     for peer in rib.peers_with_output() {
-        let Some(tx) = sessions.get(&peer) else { continue };
+        let Some(tx) = sessions.get(&peer) else {
+            continue;
+        };
         loop {
             match tx.try_reserve() {
                 Ok(permit) => match rib.take_out(peer, BATCH_ROUTES) {

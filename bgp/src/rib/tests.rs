@@ -52,11 +52,21 @@ fn ip(n: u8) -> Ipv4Addr {
 }
 
 fn local() -> LocalInfo {
-    LocalInfo { asn: 65000, router_id: ip(100), cluster_id: ip(100) }
+    LocalInfo {
+        asn: 65000,
+        router_id: ip(100),
+        cluster_id: ip(100),
+    }
 }
 
 fn peer(id: PeerId, kind: PeerKind, asn: u32) -> PeerInfo {
-    PeerInfo { id, addr: IpAddr::V4(ip(id as u8)), asn, bgp_id: ip(id as u8), kind }
+    PeerInfo {
+        id,
+        addr: IpAddr::V4(ip(id as u8)),
+        asn,
+        bgp_id: ip(id as u8),
+        kind,
+    }
 }
 
 fn route(id: u32) -> ToyRoute {
@@ -114,12 +124,19 @@ fn rfc4456_client_routes_reflected_with_originator_id_and_cluster_list() {
     let mut rib = reflector_with_two_clients();
     add(&mut rib, 1, &[10, 11], 1);
     let (adv, wd, _) = drain(&mut rib, 2);
-    assert_eq!(adv.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![10, 11]);
+    assert_eq!(
+        adv.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        vec![10, 11]
+    );
     assert!(wd.is_empty());
     let a = &adv[0].1;
     assert_eq!(a.attrs.originator_id, Some(ip(1)));
     assert_eq!(a.attrs.cluster_list, Some(vec![ip(100)]));
-    assert_eq!(a.next_hop, IpAddr::V4(ip(1)), "EVPN next hop passes through unchanged");
+    assert_eq!(
+        a.next_hop,
+        IpAddr::V4(ip(1)),
+        "EVPN next hop passes through unchanged"
+    );
     // Not reflected back to the client it came from.
     let (adv, _, _) = drain(&mut rib, 1);
     assert!(adv.is_empty());
@@ -130,7 +147,10 @@ fn withdrawal_and_peer_loss_reach_the_other_client() {
     let mut rib = reflector_with_two_clients();
     add(&mut rib, 1, &[10, 11, 12], 1);
     drain(&mut rib, 2);
-    rib.apply(RibInput::Withdraw { peer: 1, nlri: vec![route(11)] });
+    rib.apply(RibInput::Withdraw {
+        peer: 1,
+        nlri: vec![route(11)],
+    });
     let (adv, wd, _) = drain(&mut rib, 2);
     assert!(adv.is_empty());
     assert_eq!(wd, vec![11]);
@@ -165,7 +185,10 @@ fn rfc4456_non_client_routes_go_to_clients_only() {
     rib.apply(RibInput::PeerUp(peer(4, PeerKind::Ibgp, 65000)));
     add(&mut rib, 3, &[7], 3);
     assert_eq!(drain(&mut rib, 1).0.len(), 1);
-    assert!(drain(&mut rib, 4).0.is_empty(), "non-client to non-client is not reflected");
+    assert!(
+        drain(&mut rib, 4).0.is_empty(),
+        "non-client to non-client is not reflected"
+    );
     // A client's route goes to non-clients too.
     add(&mut rib, 1, &[8], 1);
     assert_eq!(drain(&mut rib, 4).0.len(), 1);
@@ -191,10 +214,18 @@ fn rfc4456_8_own_originator_id_or_cluster_id_is_a_loop() {
     let mut rib = reflector_with_two_clients();
     let mut looped = attrs_from(1);
     looped.attrs.originator_id = Some(ip(100));
-    rib.apply(RibInput::Update { peer: 1, attrs: looped, reach: vec![route(1)] });
+    rib.apply(RibInput::Update {
+        peer: 1,
+        attrs: looped,
+        reach: vec![route(1)],
+    });
     let mut looped = attrs_from(1);
     looped.attrs.cluster_list = Some(vec![ip(9), ip(100)]);
-    rib.apply(RibInput::Update { peer: 1, attrs: looped, reach: vec![route(2)] });
+    rib.apply(RibInput::Update {
+        peer: 1,
+        attrs: looped,
+        reach: vec![route(2)],
+    });
     assert_eq!(rib.stats().destinations, 0);
     assert!(drain(&mut rib, 2).0.is_empty());
 }
@@ -208,7 +239,10 @@ fn ebgp_export_prepends_our_as_and_drops_ibgp_only_attributes() {
     add(&mut rib, 1, &[5], 1);
     let (adv, _, _) = drain(&mut rib, 2);
     let a = &adv[0].1.attrs;
-    assert_eq!(a.as_path.as_ref().map(|p| p.to_string()), Some("65000".to_string()));
+    assert_eq!(
+        a.as_path.as_ref().map(|p| p.to_string()),
+        Some("65000".to_string())
+    );
     assert_eq!(a.local_pref, None);
     assert_eq!(a.originator_id, None);
     assert_eq!(a.cluster_list, None);
@@ -225,7 +259,11 @@ fn rfc4271_9_1_2_ebgp_route_with_our_as_is_dropped() {
             asns: vec![65002, 65000],
         }],
     });
-    rib.apply(RibInput::Update { peer: 2, attrs: a, reach: vec![route(1)] });
+    rib.apply(RibInput::Update {
+        peer: 2,
+        attrs: a,
+        reach: vec![route(1)],
+    });
     assert_eq!(rib.stats().destinations, 0);
 }
 
@@ -238,7 +276,7 @@ fn rfc7432_15_higher_sequence_wins_and_losers_say_why() {
         attrs: attrs_from(2),
         reach: vec![ToyRoute { id: 1, seq: 1 }],
     });
-    let snap = rib.routes(&|_| true);
+    let snap = rib.routes(&|_, _| true);
     assert_eq!(snap.len(), 1);
     let paths = &snap[0].paths;
     assert!(paths[0].best);
@@ -284,7 +322,11 @@ fn churn_coalesces_by_route() {
         add(&mut rib, 1, &[1], vtep);
     }
     let (adv, _, _) = drain(&mut rib, 2);
-    assert_eq!(adv.len(), 1, "50 changes of one route, one UPDATE worth of work");
+    assert_eq!(
+        adv.len(),
+        1,
+        "50 changes of one route, one UPDATE worth of work"
+    );
     assert_eq!(adv[0].1.next_hop, IpAddr::V4(ip(50)));
     // Attribute sets of superseded versions were released.
     assert_eq!(rib.stats().attr_sets, 2);

@@ -15,8 +15,7 @@ use crate::rib::task::RibCmd;
 use crate::rib::{OutBatch, RibInput, RouteAttrs};
 use crate::wire::notification::codes;
 use crate::wire::{
-    header, Action, DecodeCtx, EncodeCtx, Message, MpNextHop, MpUnreach, NotificationMsg,
-    UpdateMsg,
+    header, Action, DecodeCtx, EncodeCtx, Message, MpNextHop, MpUnreach, NotificationMsg, UpdateMsg,
 };
 
 /// Chunks queued towards the writer task. Route batches are only taken from the RIB
@@ -146,7 +145,9 @@ impl Conn {
     }
 
     pub fn writer_has_room(&self) -> bool {
-        self.writer.as_ref().is_some_and(|w| w.capacity() >= WRITE_ROOM)
+        self.writer
+            .as_ref()
+            .is_some_and(|w| w.capacity() >= WRITE_ROOM)
     }
 
     pub fn send(&mut self, msg: &Message, now: Instant) {
@@ -184,7 +185,11 @@ impl Conn {
     /// RFC 4271 §6.8: the loser of a collision gets Cease / Connection Collision
     /// Resolution.
     pub fn reject_collision(&mut self) {
-        let n = NotificationMsg::new(codes::CEASE, codes::cease::CONNECTION_COLLISION_RESOLUTION, Vec::new());
+        let n = NotificationMsg::new(
+            codes::CEASE,
+            codes::cease::CONNECTION_COLLISION_RESOLUTION,
+            Vec::new(),
+        );
         self.fsm.close(Some(n.clone()), "connection collision");
         self.close(Some(&n), "connection collision");
     }
@@ -203,7 +208,11 @@ fn treat_as_withdraw(mut u: UpdateMsg) -> UpdateMsg {
         }
         if u.mp_unreach.is_none() {
             nlri.extend_from_slice(&reach.nlri);
-            u.mp_unreach = Some(MpUnreach { afi: reach.afi, safi: reach.safi, nlri: nlri.freeze() });
+            u.mp_unreach = Some(MpUnreach {
+                afi: reach.afi,
+                safi: reach.safi,
+                nlri: nlri.freeze(),
+            });
         }
     }
     u.nlri = Bytes::new();
@@ -243,8 +252,15 @@ pub(super) fn routes_of<A: AddressFamily>(
                 MpNextHop::V6(a) | MpNextHop::V6LinkLocal(a, _) => IpAddr::V6(a),
             };
             if !nlri.is_empty() {
-                let attrs = RouteAttrs { attrs: u.attrs, next_hop };
-                cmds.push(RibCmd::Input(RibInput::Update { peer, attrs, reach: nlri }));
+                let attrs = RouteAttrs {
+                    attrs: u.attrs,
+                    next_hop,
+                };
+                cmds.push(RibCmd::Input(RibInput::Update {
+                    peer,
+                    attrs,
+                    reach: nlri,
+                }));
             }
         }
     }

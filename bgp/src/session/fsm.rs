@@ -52,13 +52,21 @@ pub enum Output {
     Established(Negotiated),
     /// The peer's OPEN was accepted (OpenSent → OpenConfirm); the driver resolves
     /// connection collisions now that the peer's BGP identifier is known.
-    OpenReceived { remote_id: Ipv4Addr },
+    OpenReceived {
+        remote_id: Ipv4Addr,
+    },
     /// An UPDATE in Established, for the driver to decode into routes.
     Update(crate::wire::UpdateMsg),
     /// The peer asked for our routes again (RFC 2918).
-    RouteRefresh { afi: u16, safi: u8 },
+    RouteRefresh {
+        afi: u16,
+        safi: u8,
+    },
     /// The connection ends; `notify` is sent first if present.
-    Close { notify: Option<NotificationMsg>, reason: String },
+    Close {
+        notify: Option<NotificationMsg>,
+        reason: String,
+    },
 }
 
 #[derive(Debug)]
@@ -125,7 +133,11 @@ impl Fsm {
         }
         if self.hold.is_some_and(|h| now >= h) {
             return self.close(
-                Some(NotificationMsg::new(codes::HOLD_TIMER_EXPIRED, 0, Vec::new())),
+                Some(NotificationMsg::new(
+                    codes::HOLD_TIMER_EXPIRED,
+                    0,
+                    Vec::new(),
+                )),
                 "hold timer expired",
             );
         }
@@ -153,7 +165,10 @@ impl Fsm {
         }
         if let Message::Notification(n) = msg {
             self.state = State::Closed;
-            return vec![Output::Close { notify: None, reason: format!("peer sent NOTIFICATION: {n}") }];
+            return vec![Output::Close {
+                notify: None,
+                reason: format!("peer sent NOTIFICATION: {n}"),
+            }];
         }
         match (self.state, msg) {
             (State::OpenSent, Message::Open(open)) => self.on_open(open, now),
@@ -179,11 +194,18 @@ impl Fsm {
                 if !rr_ok {
                     // RFC 2918 §4: must not be sent unless advertised; RFC 7313 §5.
                     return self.close(
-                        Some(NotificationMsg::new(codes::ROUTE_REFRESH_MESSAGE_ERROR, 1, Vec::new())),
+                        Some(NotificationMsg::new(
+                            codes::ROUTE_REFRESH_MESSAGE_ERROR,
+                            1,
+                            Vec::new(),
+                        )),
                         "ROUTE-REFRESH without the capability",
                     );
                 }
-                vec![Output::RouteRefresh { afi: r.afi, safi: r.safi }]
+                vec![Output::RouteRefresh {
+                    afi: r.afi,
+                    safi: r.safi,
+                }]
             }
             (state, msg) => {
                 // RFC 6608: the FSM error subcode says in which state it happened.
@@ -212,7 +234,10 @@ impl Fsm {
         self.state = State::Closed;
         self.hold = None;
         self.keepalive = None;
-        vec![Output::Close { notify, reason: reason.to_string() }]
+        vec![Output::Close {
+            notify,
+            reason: reason.to_string(),
+        }]
     }
 
     fn restart_hold(&mut self, now: Instant) {
@@ -249,8 +274,13 @@ impl Fsm {
             );
         }
         let theirs = open.multiprotocol();
-        let families: Vec<(u16, u8)> =
-            self.cfg.families.iter().copied().filter(|f| theirs.contains(f)).collect();
+        let families: Vec<(u16, u8)> = self
+            .cfg
+            .families
+            .iter()
+            .copied()
+            .filter(|f| theirs.contains(f))
+            .collect();
         if families.is_empty() && !self.cfg.families.is_empty() {
             let mut data = Vec::new();
             for &(afi, safi) in &self.cfg.families {
@@ -290,7 +320,10 @@ impl Fsm {
         } else {
             self.hold = None;
         }
-        vec![Output::OpenReceived { remote_id }, Output::Send(Message::Keepalive)]
+        vec![
+            Output::OpenReceived { remote_id },
+            Output::Send(Message::Keepalive),
+        ]
     }
 }
 

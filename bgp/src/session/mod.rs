@@ -160,11 +160,18 @@ pub fn spawn<A: AddressFamily>(
         _af: std::marker::PhantomData,
     };
     let task = tokio::spawn(tracing::Instrument::instrument(session.run(), span));
-    SessionHandle { config, cmd_tx, status, task }
+    SessionHandle {
+        config,
+        cmd_tx,
+        status,
+        task,
+    }
 }
 
 fn seed(addr: IpAddr) -> u64 {
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     let a = match addr {
         IpAddr::V4(a) => u64::from(u32::from(a)),
         IpAddr::V6(a) => u128::from(a) as u64,
@@ -231,12 +238,10 @@ impl<A: AddressFamily> Session<A> {
         let target = SocketAddr::new(self.cfg.addr, self.cfg.port);
         if self.cfg.passive {
             self.set_state("Active");
-            loop {
-                match self.cmd_rx.recv().await {
-                    Some(SessionCmd::Accepted(s)) => return Ok((s, false)),
-                    Some(SessionCmd::Stop { .. }) | None => return Err(Ended::Stop),
-                }
-            }
+            return match self.cmd_rx.recv().await {
+                Some(SessionCmd::Accepted(s)) => Ok((s, false)),
+                Some(SessionCmd::Stop { .. }) | None => Err(Ended::Stop),
+            };
         }
         self.set_state("Connect");
         tokio::select! {
@@ -292,7 +297,11 @@ impl<A: AddressFamily> Session<A> {
             let can_write = established
                 .and_then(|i| slots[i].as_ref())
                 .is_some_and(|c| c.writer_has_room());
-            let deadline = slots.iter().flatten().filter_map(|c| c.fsm.next_deadline()).min();
+            let deadline = slots
+                .iter()
+                .flatten()
+                .filter_map(|c| c.fsm.next_deadline())
+                .min();
             let ev = {
                 let [s0, s1] = &mut slots;
                 tokio::select! {
@@ -385,7 +394,8 @@ impl<A: AddressFamily> Session<A> {
                             let mut c = Conn::new(stream, false, &self.cfg.fsm);
                             if let Some(id) = remote_id {
                                 // We already know the peer's identifier: decide now.
-                                if collision::resolve(self.cfg.fsm.router_id, id) == Keep::Outgoing {
+                                if collision::resolve(self.cfg.fsm.router_id, id) == Keep::Outgoing
+                                {
                                     c.reject_collision();
                                     continue;
                                 }
@@ -429,7 +439,9 @@ impl<A: AddressFamily> Session<A> {
                         if slots[other].is_some() {
                             let keep = collision::resolve(self.cfg.fsm.router_id, id);
                             let loser = match (keep, slots[i].as_ref().map(|c| c.outgoing)) {
-                                (Keep::Outgoing, Some(true)) | (Keep::Incoming, Some(false)) => other,
+                                (Keep::Outgoing, Some(true)) | (Keep::Incoming, Some(false)) => {
+                                    other
+                                }
                                 _ => i,
                             };
                             tracing::info!(?keep, "connection collision resolved");
@@ -486,7 +498,8 @@ impl<A: AddressFamily> Session<A> {
                     }
                     Output::RouteRefresh { afi, safi } => {
                         if (afi, safi) == (A::AFI, A::SAFI) {
-                            self.inbox.push_back(RibCmd::Input(RibInput::RouteRefresh(peer_id)));
+                            self.inbox
+                                .push_back(RibCmd::Input(RibInput::RouteRefresh(peer_id)));
                         }
                     }
                     Output::Close { notify, reason } => {
@@ -514,7 +527,10 @@ impl<A: AddressFamily> Session<A> {
         let was_up = out_tx.is_none();
         self.inbox.clear();
         if was_up {
-            let _ = self.rib_tx.send(RibCmd::Input(RibInput::PeerDown(peer_id))).await;
+            let _ = self
+                .rib_tx
+                .send(RibCmd::Input(RibInput::PeerDown(peer_id)))
+                .await;
         }
         self.status.send_modify(|s| {
             s.state = "Idle";

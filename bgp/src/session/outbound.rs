@@ -35,7 +35,11 @@ pub fn encode_batch<A: AddressFamily>(
     let room = MAX_MESSAGE_LEN - HEADER_LEN - UPDATE_FIXED - ATTR_HEADER - 3;
     for chunk in pack::<A>(&batch.withdraw, room) {
         let u = UpdateMsg {
-            mp_unreach: Some(MpUnreach { afi: A::AFI, safi: A::SAFI, nlri: chunk.freeze() }),
+            mp_unreach: Some(MpUnreach {
+                afi: A::AFI,
+                safi: A::SAFI,
+                nlri: chunk.freeze(),
+            }),
             ..Default::default()
         };
         Message::Update(u).encode(ctx, out);

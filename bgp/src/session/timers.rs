@@ -16,7 +16,10 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(seed: u64) -> Self {
-        Backoff { current: RETRY_MIN, seed: seed | 1 }
+        Backoff {
+            current: RETRY_MIN,
+            seed: seed | 1,
+        }
     }
 
     /// The wait before the next attempt; doubles up to `RETRY_MAX`. Jitter (75–100 %,

@@ -35,7 +35,9 @@ fn established(now: Instant) -> Fsm {
 
 fn notification_of(out: &[Output]) -> Option<(u8, u8)> {
     out.iter().find_map(|o| match o {
-        Output::Close { notify: Some(n), .. } => Some((n.code, n.subcode)),
+        Output::Close {
+            notify: Some(n), ..
+        } => Some((n.code, n.subcode)),
         _ => None,
     })
 }
@@ -44,14 +46,18 @@ fn notification_of(out: &[Output]) -> Option<(u8, u8)> {
 fn open_exchange_reaches_established_with_smaller_hold_time() {
     let now = Instant::now();
     let (mut fsm, out) = Fsm::start(cfg(), now);
-    let Output::Send(Message::Open(open)) = &out[0] else { panic!("expected OPEN: {out:?}") };
+    let Output::Send(Message::Open(open)) = &out[0] else {
+        panic!("expected OPEN: {out:?}")
+    };
     assert_eq!(open.asn(), 65001);
     assert_eq!(open.multiprotocol(), vec![(25, 70)]);
     let out = fsm.handle(Message::Open(peer_open(65001, 60, 2)), now);
     assert!(out.contains(&Output::Send(Message::Keepalive)));
     assert_eq!(fsm.state(), State::OpenConfirm);
     let out = fsm.handle(Message::Keepalive, now);
-    let [Output::Established(n)] = out.as_slice() else { panic!("{out:?}") };
+    let [Output::Established(n)] = out.as_slice() else {
+        panic!("{out:?}")
+    };
     assert_eq!(n.hold_time, 60);
     assert!(n.as4 && n.route_refresh);
     // Keepalive every third of the negotiated hold time.
@@ -82,7 +88,10 @@ fn messages_restart_the_hold_timer() {
 fn wrong_peer_as_is_bad_peer_as() {
     let (mut fsm, _) = Fsm::start(cfg(), Instant::now());
     let out = fsm.handle(Message::Open(peer_open(65002, 90, 2)), Instant::now());
-    assert_eq!(notification_of(&out), Some((codes::OPEN_MESSAGE_ERROR, codes::open::BAD_PEER_AS)));
+    assert_eq!(
+        notification_of(&out),
+        Some((codes::OPEN_MESSAGE_ERROR, codes::open::BAD_PEER_AS))
+    );
 }
 
 #[test]
@@ -102,7 +111,10 @@ fn peer_without_evpn_gets_unsupported_capability() {
     let out = fsm.handle(Message::Open(open), Instant::now());
     assert_eq!(
         notification_of(&out),
-        Some((codes::OPEN_MESSAGE_ERROR, codes::open::UNSUPPORTED_CAPABILITY))
+        Some((
+            codes::OPEN_MESSAGE_ERROR,
+            codes::open::UNSUPPORTED_CAPABILITY
+        ))
     );
 }
 
@@ -121,8 +133,14 @@ fn rfc6608_update_before_established_is_fsm_error_in_that_state() {
 fn notification_from_peer_closes_without_answering() {
     let now = Instant::now();
     let mut fsm = established(now);
-    let out = fsm.handle(Message::Notification(NotificationMsg::new(6, 2, Vec::new())), now);
-    assert!(matches!(out.as_slice(), [Output::Close { notify: None, .. }]));
+    let out = fsm.handle(
+        Message::Notification(NotificationMsg::new(6, 2, Vec::new())),
+        now,
+    );
+    assert!(matches!(
+        out.as_slice(),
+        [Output::Close { notify: None, .. }]
+    ));
 }
 
 #[test]
@@ -148,7 +166,11 @@ fn zero_hold_time_means_no_keepalives_and_no_hold_timer() {
 fn route_refresh_is_passed_to_the_driver() {
     let now = Instant::now();
     let mut fsm = established(now);
-    let rr = crate::wire::RouteRefreshMsg { afi: 25, subtype: 0, safi: 70 };
+    let rr = crate::wire::RouteRefreshMsg {
+        afi: 25,
+        subtype: 0,
+        safi: 70,
+    };
     let out = fsm.handle(Message::RouteRefresh(rr), now);
     assert_eq!(out, vec![Output::RouteRefresh { afi: 25, safi: 70 }]);
 }
