@@ -29,7 +29,9 @@ pub mod netns;
 pub mod proc;
 pub mod vxbgp;
 
+#[allow(unused_imports)]
 pub use frr::Frr;
+#[allow(unused_imports)]
 pub use gobgp::Gobgp;
 #[allow(unused_imports)] // re-exported for test binaries; not every one uses all
 pub use netns::{
