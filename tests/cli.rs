@@ -1,0 +1,295 @@
+//! The command line and the config file as a user meets them: errors that say what is
+//! wrong and where, and two daemons on loopback exchanging static routes from their
+//! config files. No root needed: everything runs on 127.0.0.1 with ports and socket
+//! paths unique to this test process.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vxbgp")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().expect("run vxbgp")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vxbgp-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A port free right now on loopback.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A daemon killed on drop.
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, name: &str, config: &str) -> Daemon {
+        let cfg = dir.join(format!("{name}.toml"));
+        std::fs::write(&cfg, config).unwrap();
+        let socket = dir.join(format!("{name}.sock"));
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(bin())
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "--socket",
+                socket.to_str().unwrap(),
+            ])
+            .args(["--log", "debug"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let d = Daemon { child, socket, log };
+        assert!(
+            wait(|| d.cli(&["show", "neighbors"]).status.success()),
+            "daemon {name} did not start: {}",
+            d.logs()
+        );
+        d
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend(["--socket", self.socket.to_str().unwrap()]);
+        run(&a)
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let o = self.cli(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn bad_flags_say_which_flag() {
+    let o = run(&["--asn", "sixty-five"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--asn"), "{}", stderr(&o));
+    let o = run(&["--asn", "65001", "--listen-range", "198.19.0.0/99"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("prefix length"), "{}", stderr(&o));
+    let o = run(&["--asn", "65001", "--hold-time", "2"]);
+    assert!(stderr(&o).contains("hold time"), "{}", stderr(&o));
+    let o = run(&["show", "routes", "--type", "x"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--type"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn missing_asn_and_router_id_are_explained() {
+    let dir = tmpdir("noasn");
+    let sock = dir.join("s.sock");
+    let o = run(&["--socket", sock.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no ASN"), "{}", stderr(&o));
+    let o = run(&["--asn", "65001", "--socket", sock.to_str().unwrap()]);
+    assert!(stderr(&o).contains("--router-id"), "{}", stderr(&o));
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let dir = tmpdir("badcfg");
+    let cfg = dir.join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "asn = 65001\n\n[[neighbor]]\naddress = \"198.19.0.256\"\n",
+    )
+    .unwrap();
+    let o = run(&["--config", cfg.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("bad.toml") && e.contains("line 4") && e.contains("address"),
+        "{e}"
+    );
+    std::fs::write(&cfg, "asn = 65001\nneighbour = []\n").unwrap();
+    let e = stderr(&run(&["--config", cfg.to_str().unwrap()]));
+    assert!(e.contains("line 2") && e.contains("neighbour"), "{e}");
+    let e = stderr(&run(&[
+        "--config",
+        dir.join("missing.toml").to_str().unwrap(),
+    ]));
+    assert!(
+        e.contains("cannot read config file") && e.contains("missing.toml"),
+        "{e}"
+    );
+}
+
+#[test]
+fn client_without_daemon_says_where_it_looked() {
+    let o = run(&["show", "neighbors", "--socket", "/nonexistent/vxbgp.sock"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("cannot reach the vxbgp daemon") && e.contains("/nonexistent/vxbgp.sock"),
+        "{e}"
+    );
+}
+
+/// Two daemons on loopback: static routes from one's config file reach the other,
+/// `route add`/`route del` work, and bad route arguments get a clear error.
+#[test]
+fn two_daemons_exchange_static_routes_from_config() {
+    let dir = tmpdir("pair");
+    let (pa, pb) = (free_port(), free_port());
+    let a = Daemon::start(
+        &dir,
+        "a",
+        &format!(
+            "asn = 65001\nrouter-id = \"198.19.0.1\"\nport = {pa}\nhold-time = 9\n\
+             [[neighbor]]\naddress = \"127.0.0.1\"\nport = {pb}\n\
+             [[route]]\ntype = \"multicast\"\nvni = 42\n\
+             [[route]]\ntype = \"mac-ip\"\nvni = 42\nmac = \"02:00:00:00:00:0a\"\nip = \"198.18.0.10\"\n"
+        ),
+    );
+    let b = Daemon::start(
+        &dir,
+        "b",
+        &format!(
+            "asn = 65001\nrouter-id = \"198.19.0.2\"\nport = {pb}\nhold-time = 9\n\
+             [[neighbor]]\naddress = \"127.0.0.1\"\nport = {pa}\ndescription = \"daemon a\"\n"
+        ),
+    );
+    let established = || b.json(&["show", "neighbors"])["neighbors"][0]["state"] == "Established";
+    assert!(wait(established), "no session:\n{}\n{}", a.logs(), b.logs());
+    let prefixes = |d: &Daemon| -> Vec<String> {
+        d.json(&["show", "routes"])["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["prefix"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let t2 = "[2]:[0]:[48]:[02:00:00:00:00:0a]:[32]:[198.18.0.10]".to_string();
+    let t3 = "[3]:[0]:[32]:[198.19.0.1]".to_string();
+    assert!(
+        wait(|| {
+            let p = prefixes(&b);
+            p.contains(&t2) && p.contains(&t3)
+        }),
+        "{:?}",
+        prefixes(&b)
+    );
+    let r = b.json(&["show", "routes", "--type", "2", "--vni", "42"]);
+    assert_eq!(r["routes"].as_array().unwrap().len(), 1);
+    assert_eq!(r["routes"][0]["rd"], "198.19.0.1:42");
+    assert_eq!(r["routes"][0]["paths"][0]["next_hop"], "198.19.0.1");
+    assert_eq!(
+        b.json(&["show", "routes", "--vni", "43"])["routes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // The tables a person reads.
+    let table = String::from_utf8(b.cli(&["show", "routes"]).stdout).unwrap();
+    assert!(
+        table.contains(&t2) && table.contains("RT:65001:42"),
+        "{table}"
+    );
+    let table = String::from_utf8(b.cli(&["show", "neighbors"]).stdout).unwrap();
+    assert!(
+        table.contains("Established") && table.contains("daemon a"),
+        "{table}"
+    );
+
+    // Added and withdrawn over the control socket.
+    let o = b.cli(&[
+        "route",
+        "add",
+        "mac-ip",
+        "--vni",
+        "42",
+        "--mac",
+        "02:00:00:00:00:0b",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mac_only = "[2]:[0]:[48]:[02:00:00:00:00:0b]".to_string();
+    assert!(
+        wait(|| prefixes(&a).contains(&mac_only)),
+        "{:?}",
+        prefixes(&a)
+    );
+    let o = b.cli(&[
+        "route",
+        "del",
+        "mac-ip",
+        "--vni",
+        "42",
+        "--mac",
+        "02:00:00:00:00:0b",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        wait(|| !prefixes(&a).contains(&mac_only)),
+        "{:?}",
+        prefixes(&a)
+    );
+
+    // Bad input over the socket: clear errors, daemon unharmed.
+    let o = b.cli(&[
+        "route",
+        "add",
+        "mac-ip",
+        "--vni",
+        "42",
+        "--mac",
+        "02:00:zz:00:00:0b",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("bad MAC address"), "{}", stderr(&o));
+    let o = b.cli(&["route", "del", "multicast", "--vni", "7"]);
+    assert!(stderr(&o).contains("no such route"), "{}", stderr(&o));
+    assert!(established());
+}
