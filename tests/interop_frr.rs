@@ -32,7 +32,11 @@ fn vm_mac(u: &Underlay, i: usize) -> String {
 
 /// FRR's EVPN table as (prefix, path) pairs.
 fn frr_paths(frr: &Frr) -> Vec<(String, Value)> {
-    let rib = frr.evpn_rib_json();
+    paths_of(&frr.evpn_rib_json())
+}
+
+/// (prefix, path) pairs of an FRR EVPN table dump (`show bgp l2vpn evpn [route detail] json`).
+fn paths_of(rib: &Value) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for (rd, v) in rib.as_object().into_iter().flatten() {
         if !rd.contains(':') {
@@ -172,4 +176,151 @@ fn ibgp_with_frr_both_directions() {
         "FRR kept {remote_mac} in its FDB:\n{}",
         fdb(host)
     );
+}
+
+/// FRR's detailed paths for `prefix` (`show bgp l2vpn evpn route detail json`, which has
+/// `originatorId` and `clusterList`), under any RD.
+fn frr_detail_paths(frr: &Frr, prefix: &str) -> Vec<Value> {
+    paths_of(&frr.vtysh_json("show bgp l2vpn evpn route detail json"))
+        .into_iter()
+        .filter(|(p, _)| p == prefix)
+        .map(|(_, path)| path)
+        .collect()
+}
+
+/// Whether `host`'s vxlan42 FDB has `mac` towards `dst`.
+fn fdb_has(host: &Netns, mac: &str, dst: &str) -> bool {
+    fdb(host)
+        .lines()
+        .any(|l| l.starts_with(mac) && l.contains(&format!("dst {dst} ")))
+}
+
+/// (b) vxbgp as route reflector (listen-range, dynamic neighbours) for two FRR VTEPs that
+/// are not peered with each other: each learns the other's routes with ORIGINATOR_ID and
+/// CLUSTER_LIST, programs its FDB, their VMs ping each other across the overlay, and a
+/// withdrawal on one reaches the other.
+#[test]
+fn vxbgp_reflects_between_two_frr_clients() {
+    if !require_root() {
+        return;
+    }
+    let u = Underlay::new(3);
+    let rr_ip = u.ip(0).to_string();
+    let (ip1, ip2) = (u.ip(1).to_string(), u.ip(2).to_string());
+    let range = format!("198.19.{}.0/24", u.subnet());
+    let vx = Vxbgp::start(
+        u.host(0),
+        &[
+            "--asn",
+            "65001",
+            "--route-reflector",
+            "--router-id",
+            &rr_ip,
+            "--listen-range",
+            &range,
+        ],
+    );
+    let (frr1, vm1) = frr_vtep(&u, 1, 65001, &[(&rr_ip, 65001)]);
+    let (frr2, _vm2) = frr_vtep(&u, 2, 65001, &[(&rr_ip, 65001)]);
+    frr1.wait_established(&rr_ip, WAIT);
+    frr2.wait_established(&rr_ip, WAIT);
+    vx.wait_established(&ip1, WAIT);
+    vx.wait_established(&ip2, WAIT);
+
+    let (mac1, mac2) = (vm_mac(&u, 1), vm_mac(&u, 2));
+    let both = [
+        (&frr1, u.host(1), &ip2, &mac2),
+        (&frr2, u.host(2), &ip1, &mac1),
+    ];
+    for (me, host, other_ip, other_mac) in both {
+        let imet = format!("[3]:[0]:[32]:[{other_ip}]");
+        let mac_route = format!("[2]:[0]:[48]:[{other_mac}]");
+        assert!(
+            wait_until(WAIT, || frr_has(me, &imet) && frr_has(me, &mac_route)),
+            "FRR {} lacks {imet} or {mac_route}: {:#}\nvxbgp has {:?}\n{}",
+            me.ns(),
+            me.evpn_rib_json(),
+            vx.prefixes(),
+            vx.logs()
+        );
+        // Reflected, not originated by vxbgp: ORIGINATOR_ID is the other FRR, CLUSTER_LIST
+        // holds vxbgp's cluster id (its router id), the next hop is the other VTEP.
+        for prefix in [&imet, &mac_route] {
+            let paths = frr_detail_paths(me, prefix);
+            assert_eq!(paths.len(), 1, "{prefix} in {}: {paths:#?}", me.ns());
+            let p = &paths[0];
+            assert_eq!(p["originatorId"], other_ip.as_str(), "{prefix}: {p:#}");
+            let clusters = p["clusterList"]["list"].as_array().cloned();
+            assert_eq!(
+                clusters,
+                Some(vec![Value::from(rr_ip.as_str())]),
+                "{prefix}: {p:#}"
+            );
+            assert_eq!(p["nexthops"][0]["ip"], other_ip.as_str(), "{prefix}: {p:#}");
+            assert_eq!(p["peer"]["peerId"], rr_ip.as_str(), "{prefix}: {p:#}");
+            assert!(
+                p["extendedCommunity"]["string"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("RT:65001:42"),
+                "{prefix}: {p:#}"
+            );
+        }
+        // The other VTEP's MAC and the flood entry are in this host's kernel.
+        assert!(
+            wait_until(WAIT, || fdb_has(host, other_mac, other_ip)
+                && fdb_has(host, "00:00:00:00:00:00", other_ip)),
+            "{} has no {other_mac} / flood entry dst {other_ip}:\n{}",
+            me.ns(),
+            fdb(host)
+        );
+    }
+
+    // vxbgp shows both FRRs as dynamic route-reflector clients with routes both ways.
+    let n = vx.json(&["show", "neighbors"]);
+    assert_eq!(n["local"]["route_reflector"], true, "{n:#}");
+    assert_eq!(n["local"]["cluster_id"], rr_ip.as_str(), "{n:#}");
+    for ip in [&ip1, &ip2] {
+        let nb = vx
+            .neighbor(ip)
+            .unwrap_or_else(|| panic!("no neighbor {ip}: {n:#}"));
+        assert_eq!(nb["kind"], "ibgp-client", "{nb:#}");
+        assert_eq!(nb["dynamic"], true, "{nb:#}");
+        assert_eq!(nb["state"], "Established", "{nb:#}");
+        assert_eq!(nb["remote_as"], 65001, "{nb:#}");
+        assert_eq!(nb["remote_id"], ip.as_str(), "{nb:#}");
+        assert!(nb["prefixes_received"].as_u64() >= Some(2), "{nb:#}");
+        assert!(nb["prefixes_sent"].as_u64() >= Some(2), "{nb:#}");
+    }
+
+    // The overlay works end to end: VM on FRR1 pings VM on FRR2.
+    let vm2_ip = u.overlay_ip(3).to_string();
+    assert!(
+        wait_until(WAIT, || vm1.ping(&vm2_ip, 1)),
+        "VM on {} cannot ping {vm2_ip}\nFDB 1:\n{}\nFDB 2:\n{}",
+        frr1.ns(),
+        fdb(u.host(1)),
+        fdb(u.host(2))
+    );
+
+    // Withdrawal: the VM leaves FRR1's bridge; FRR1 withdraws its MAC, vxbgp reflects the
+    // withdrawal, FRR2 drops it from its table and kernel. The type-3 stays.
+    u.host(1).run_ok("ip link del vm0");
+    let mac1_route = format!("[2]:[0]:[48]:[{mac1}]");
+    assert!(
+        wait_until(WAIT, || !frr_has(&frr2, &mac1_route)),
+        "FRR2 still has {mac1_route}; vxbgp has {:?}",
+        vx.prefixes()
+    );
+    assert!(
+        !vx.prefixes().contains(&mac1_route),
+        "vxbgp kept {mac1_route}"
+    );
+    assert!(
+        wait_until(WAIT, || !fdb(u.host(2)).contains(&mac1)),
+        "FRR2 kept {mac1} in its FDB:\n{}",
+        fdb(u.host(2))
+    );
+    assert!(frr_has(&frr2, &format!("[3]:[0]:[32]:[{ip1}]")));
+    assert!(fdb_has(u.host(2), "00:00:00:00:00:00", &ip1));
 }
