@@ -324,3 +324,124 @@ fn vxbgp_reflects_between_two_frr_clients() {
     assert!(frr_has(&frr2, &format!("[3]:[0]:[32]:[{ip1}]")));
     assert!(fdb_has(u.host(2), "00:00:00:00:00:00", &ip1));
 }
+
+/// An FRR route reflector (no VTEP) for iBGP clients in AS `asn`.
+fn frr_rr_config(router_id: &str, asn: u32, clients: &[&str]) -> String {
+    let mut c = format!(
+        "frr defaults traditional\nhostname rr\n!\nrouter bgp {asn}\n bgp router-id {router_id}\n no bgp default ipv4-unicast\n"
+    );
+    for addr in clients {
+        c.push_str(&format!(
+            " neighbor {addr} remote-as {asn}\n neighbor {addr} timers 3 9\n neighbor {addr} timers connect 1\n"
+        ));
+    }
+    c.push_str(" !\n address-family l2vpn evpn\n");
+    for addr in clients {
+        c.push_str(&format!(
+            "  neighbor {addr} activate\n  neighbor {addr} route-reflector-client\n"
+        ));
+    }
+    c.push_str(" exit-address-family\nexit\n!\n");
+    c
+}
+
+/// `vxbgp route add|del mac-ip --vni 42 --mac MAC --ip IP`.
+fn mac_ip(vx: &Vxbgp, op: &str, mac: &str, ip: &str) {
+    vx.cli(&[
+        "route", op, "mac-ip", "--vni", "42", "--mac", mac, "--ip", ip,
+    ]);
+}
+
+/// (c) FRR as route reflector for two vxbgp clients: what one originates reaches the other
+/// with its next hop unchanged, ORIGINATOR_ID = the originator's router id and a
+/// CLUSTER_LIST; and withdrawals go through.
+#[test]
+fn frr_reflects_between_two_vxbgp_clients() {
+    if !require_root() {
+        return;
+    }
+    let u = Underlay::new(3);
+    let rr_ip = u.ip(0).to_string();
+    let (ip1, ip2) = (u.ip(1).to_string(), u.ip(2).to_string());
+    let rr = Frr::start(u.host(0), &frr_rr_config(&rr_ip, 65001, &[&ip1, &ip2]));
+    let vx1 = Vxbgp::start(u.host(1), &["--asn", "65001", "--neighbor", &rr_ip]);
+    let vx2 = Vxbgp::start(u.host(2), &["--asn", "65001", "--neighbor", &rr_ip]);
+    vx1.wait_established(&rr_ip, WAIT);
+    vx2.wait_established(&rr_ip, WAIT);
+    rr.wait_established(&ip1, WAIT);
+    rr.wait_established(&ip2, WAIT);
+
+    let routes = |i: u8| {
+        let mac = format!("02:00:00:02:{:02x}:{i:02x}", u.subnet());
+        let ip = u.overlay_ip(100 + i).to_string();
+        (mac, ip)
+    };
+    let (mac1, oip1) = routes(1);
+    let (mac2, oip2) = routes(2);
+    for (vx, mac, ip) in [(&vx1, &mac1, &oip1), (&vx2, &mac2, &oip2)] {
+        mac_ip(vx, "add", mac, ip);
+        vx.cli(&["route", "add", "multicast", "--vni", "42"]);
+    }
+
+    for (me, other, other_ip, mac, ip) in [
+        (&vx2, &vx1, &ip1, &mac1, &oip1),
+        (&vx1, &vx2, &ip2, &mac2, &oip2),
+    ] {
+        let t2 = format!("[2]:[0]:[48]:[{mac}]:[32]:[{ip}]");
+        let t3 = format!("[3]:[0]:[32]:[{other_ip}]");
+        assert!(
+            wait_until(WAIT, || me.route(&t2).is_some() && me.route(&t3).is_some()),
+            "no {t2} / {t3}: {:?}\nFRR RR: {:#}\n{}",
+            me.prefixes(),
+            rr.evpn_rib_json(),
+            me.logs()
+        );
+        for prefix in [&t2, &t3] {
+            let r = me.route(prefix).unwrap();
+            let paths = r["paths"].as_array().cloned().unwrap_or_default();
+            assert_eq!(paths.len(), 1, "{r:#}");
+            let p = &paths[0];
+            assert_eq!(p["best"], true, "{r:#}");
+            assert_eq!(p["peer"], rr_ip.as_str(), "{r:#}");
+            assert_eq!(
+                p["next_hop"],
+                other_ip.as_str(),
+                "next hop rewritten: {r:#}"
+            );
+            assert_eq!(p["originator_id"], other_ip.as_str(), "{r:#}");
+            assert_eq!(
+                p["cluster_list"],
+                serde_json::json!([rr_ip.as_str()]),
+                "{r:#}"
+            );
+            assert_eq!(p["route_targets"], serde_json::json!(["65001:42"]), "{r:#}");
+            assert_eq!(p["as_path"], "", "{r:#}");
+            assert_eq!(r["vni"], 42, "{r:#}");
+            assert_eq!(r["rd"], format!("{other_ip}:42").as_str(), "{r:#}");
+        }
+        // The originator sees its own routes only as local ones (the reflector does not
+        // send them back, or vxbgp drops them by ORIGINATOR_ID).
+        let own = other.route(&t2).expect("originated route");
+        assert_eq!(own["paths"].as_array().map(Vec::len), Some(1), "{own:#}");
+        assert_eq!(own["paths"][0]["peer"], "local", "{own:#}");
+    }
+
+    // A withdrawal on vxbgp1 reaches vxbgp2; vxbgp2's own route and vxbgp1's type-3 stay.
+    mac_ip(&vx1, "del", &mac1, &oip1);
+    let t2 = format!("[2]:[0]:[48]:[{mac1}]:[32]:[{oip1}]");
+    assert!(
+        wait_until(WAIT, || vx2.route(&t2).is_none()),
+        "vxbgp2 still has {t2}"
+    );
+    assert!(vx2.route(&format!("[3]:[0]:[32]:[{ip1}]")).is_some());
+    assert!(vx1
+        .route(&format!("[2]:[0]:[48]:[{mac2}]:[32]:[{oip2}]"))
+        .is_some());
+    // And the other way.
+    mac_ip(&vx2, "del", &mac2, &oip2);
+    let t2 = format!("[2]:[0]:[48]:[{mac2}]:[32]:[{oip2}]");
+    assert!(
+        wait_until(WAIT, || vx1.route(&t2).is_none()),
+        "vxbgp1 still has {t2}"
+    );
+}
