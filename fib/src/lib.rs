@@ -1,5 +1,8 @@
 //! The FIB: the only crate of vxbgp that touches the kernel.
 //!
-//! It turns best EVPN routes into vxlan FDB and neighbour entries over rtnetlink and
-//! learns local MACs from the kernel. It is filled by the host-agent issue; the speaker
-//! (route reflector, static origination) runs without it.
+//! Best EVPN routes become vxlan FDB and neighbour entries (SPEC.md "Kernel state the
+//! FIB must produce"): `model` names the entries, `plan` derives them from routes
+//! (pure), and only `netlink` speaks to the kernel.
+
+pub mod model;
+pub mod plan;
