@@ -244,20 +244,21 @@ impl Planner {
     /// just appeared, or to reconcile at start).
     pub fn desired(&self, vni: Option<u32>) -> DesiredState {
         let keep = |v: u32| vni.is_none_or(|want| want == v);
-        let mut d = DesiredState::default();
-        d.flood = self.flood.keys().filter(|e| keep(e.vni)).copied().collect();
-        d.macs = self
-            .macs
-            .values()
-            .filter_map(winner)
-            .filter(|m| keep(m.vni))
-            .collect();
-        d.neighs = self
-            .neighs
-            .values()
-            .filter_map(winner)
-            .filter(|n| keep(n.vni))
-            .collect();
+        let mut d = DesiredState {
+            flood: self.flood.keys().filter(|e| keep(e.vni)).copied().collect(),
+            macs: self
+                .macs
+                .values()
+                .filter_map(winner)
+                .filter(|m| keep(m.vni))
+                .collect(),
+            neighs: self
+                .neighs
+                .values()
+                .filter_map(winner)
+                .filter(|n| keep(n.vni))
+                .collect(),
+        };
         d.flood.sort();
         d.macs.sort();
         d.neighs.sort();
