@@ -445,3 +445,127 @@ fn frr_reflects_between_two_vxbgp_clients() {
         "vxbgp1 still has {t2}"
     );
 }
+
+/// (e) eBGP: FRR in AS 65001 (a VTEP) and vxbgp in AS 65002 with the neighbour from a
+/// config file. Each side's routes reach the other with the other's AS in the path and
+/// the next hop as originated; FRR installs vxbgp's MACs in its kernel.
+#[test]
+fn ebgp_with_frr_both_directions() {
+    if !require_root() {
+        return;
+    }
+    let u = Underlay::new(2);
+    let (frr_ip, vx_ip) = (u.ip(0).to_string(), u.ip(1).to_string());
+    let (frr, _vm) = frr_vtep(&u, 0, 65001, &[(&vx_ip, 65002)]);
+    let conf = u.host(1).log_dir().join("vxbgp.toml");
+    std::fs::write(
+        &conf,
+        format!("[[neighbor]]\naddress = \"{frr_ip}\"\nremote-as = 65001\n"),
+    )
+    .expect("write vxbgp.toml");
+    let vx = Vxbgp::start(
+        u.host(1),
+        &["--asn", "65002", "--config", conf.to_str().unwrap()],
+    );
+    vx.wait_established(&frr_ip, WAIT);
+    frr.wait_established(&vx_ip, WAIT);
+    let nb = vx.neighbor(&frr_ip).unwrap();
+    assert_eq!(nb["kind"], "ebgp", "{nb:#}");
+    assert_eq!(nb["remote_as"], 65001, "{nb:#}");
+
+    // FRR -> vxbgp: AS path 65001, next hop FRR's VTEP.
+    let imet = format!("[3]:[0]:[32]:[{frr_ip}]");
+    let mac_route = format!("[2]:[0]:[48]:[{}]", vm_mac(&u, 0));
+    assert!(
+        wait_until(WAIT, || vx.route(&imet).is_some()
+            && vx.route(&mac_route).is_some()),
+        "vxbgp lacks {imet} or {mac_route}: {:?}\n{}",
+        vx.prefixes(),
+        vx.logs()
+    );
+    for prefix in [&imet, &mac_route] {
+        let r = vx.route(prefix).unwrap();
+        let p = &r["paths"][0];
+        assert_eq!(p["as_path"], "65001", "{r:#}");
+        assert_eq!(p["next_hop"], frr_ip.as_str(), "{r:#}");
+        assert_eq!(p["peer"], frr_ip.as_str(), "{r:#}");
+        assert_eq!(p["best"], true, "{r:#}");
+        assert_eq!(p["route_targets"], serde_json::json!(["65001:42"]), "{r:#}");
+    }
+
+    // vxbgp -> FRR, with FRR's RT so that FRR imports it into VNI 42. One MAC with the
+    // default next hop (vxbgp's address), one with a third-party next hop on the same
+    // segment: neither vxbgp nor FRR may rewrite it.
+    let third = format!("198.19.{}.200", u.subnet());
+    let mac_a = format!("02:00:00:03:{:02x}:0a", u.subnet());
+    let mac_b = format!("02:00:00:03:{:02x}:0b", u.subnet());
+    let ip_a = u.overlay_ip(60).to_string();
+    let ip_b = u.overlay_ip(61).to_string();
+    let rt = ["--rt", "65001:42"];
+    let add = |extra: &[&str]| {
+        let mut a = vec!["route", "add"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&rt);
+        vx.cli(&a);
+    };
+    add(&["mac-ip", "--vni", "42", "--mac", &mac_a, "--ip", &ip_a]);
+    add(&[
+        "mac-ip",
+        "--vni",
+        "42",
+        "--mac",
+        &mac_b,
+        "--ip",
+        &ip_b,
+        "--next-hop",
+        &third,
+    ]);
+    add(&["multicast", "--vni", "42"]);
+    let want = [
+        (format!("[2]:[0]:[48]:[{mac_a}]:[32]:[{ip_a}]"), &vx_ip),
+        (format!("[2]:[0]:[48]:[{mac_b}]:[32]:[{ip_b}]"), &third),
+        (format!("[3]:[0]:[32]:[{vx_ip}]"), &vx_ip),
+    ];
+    assert!(
+        wait_until(WAIT, || want.iter().all(|(p, _)| frr_has(&frr, p))),
+        "FRR lacks some of {:?}: {:#}",
+        want.iter().map(|w| &w.0).collect::<Vec<_>>(),
+        frr.evpn_rib_json()
+    );
+    for (prefix, nh) in &want {
+        let paths: Vec<Value> = frr_paths(&frr)
+            .into_iter()
+            .filter(|(p, _)| p == prefix)
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(paths.len(), 1, "{prefix}: {paths:#?}");
+        let p = &paths[0];
+        assert_eq!(p["path"], "65002", "{prefix}: {p:#}");
+        assert_eq!(p["pathFrom"], "external", "{prefix}: {p:#}");
+        assert_eq!(p["nexthops"][0]["ip"], nh.as_str(), "{prefix}: {p:#}");
+    }
+    let host = u.host(0);
+    assert!(
+        wait_until(WAIT, || fdb_has(host, &mac_a, &vx_ip)
+            && fdb_has(host, &mac_b, &third)
+            && fdb_has(host, "00:00:00:00:00:00", &vx_ip)),
+        "FRR did not install {mac_a} dst {vx_ip}, {mac_b} dst {third} and the flood entry:\n{}",
+        fdb(host)
+    );
+
+    // Withdrawal over eBGP.
+    vx.cli(&[
+        "route", "del", "mac-ip", "--vni", "42", "--mac", &mac_a, "--ip", &ip_a, "--rt", "65001:42",
+    ]);
+    assert!(
+        wait_until(WAIT, || !frr_has(&frr, &want[0].0)),
+        "FRR still has {}",
+        want[0].0
+    );
+    assert!(
+        wait_until(WAIT, || !fdb(host).contains(&mac_a)),
+        "FRR kept {mac_a} in its FDB:\n{}",
+        fdb(host)
+    );
+    assert!(fdb_has(host, &mac_b, &third));
+}
