@@ -127,9 +127,15 @@ pub fn routes(data: &Value) -> String {
                     s(&pm["endpoint"])
                 ));
             }
+            // The legend's symbols: "incomplete" must not show as "i" (IGP).
+            let origin = match p["origin"].as_str() {
+                Some("igp") => "i",
+                Some("egp") => "e",
+                _ => "?",
+            };
             let path = match p["as_path"].as_str() {
-                Some("") | None => s(&p["origin"]).chars().next().unwrap_or('?').to_string(),
-                Some(a) => format!("{a} {}", s(&p["origin"]).chars().next().unwrap_or('?')),
+                Some("") | None => origin.to_string(),
+                Some(a) => format!("{a} {origin}"),
             };
             rows.push(vec![
                 status.to_string(),

@@ -163,3 +163,20 @@ pub fn evpn_config(asn: u32, router_id: &str, neighbors: &[(&str, u32)]) -> Stri
     }
     c
 }
+
+impl Gobgp {
+    /// The first path of route `key` (a key of [`Self::rib_evpn_json`]), if present.
+    pub fn evpn_path(&self, key: &str) -> Option<Value> {
+        self.rib_evpn_json().get(key)?.get(0).cloned()
+    }
+}
+
+/// The attribute of type `code` in a GoBGP path's `attrs` list (1 ORIGIN, 2 AS_PATH,
+/// 5 LOCAL_PREF, 9 ORIGINATOR_ID, 10 CLUSTER_LIST, 14 MP_REACH, 16 EXT_COMMUNITIES,
+/// 22 PMSI_TUNNEL).
+pub fn path_attr(path: &Value, code: u64) -> Option<&Value> {
+    path["attrs"]
+        .as_array()?
+        .iter()
+        .find(|a| a["type"].as_u64() == Some(code))
+}

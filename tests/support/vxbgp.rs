@@ -175,3 +175,15 @@ impl Vxbgp {
         s
     }
 }
+
+impl Vxbgp {
+    /// PID of the running daemon, if started.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::pid)
+    }
+
+    /// True while the daemon process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(Child::is_running)
+    }
+}
