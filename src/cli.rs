@@ -72,6 +72,15 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Do not touch the kernel: no VNI discovery, no local learning, no FDB or
+    /// neighbour programming (for a dedicated route reflector).
+    #[arg(long)]
+    pub no_fib: bool,
+
+    /// Set `learning off neigh_suppress on` on vxlan bridge ports that lack it.
+    #[arg(long)]
+    pub fix_ports: bool,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive);
     /// RUST_LOG works too.
     #[arg(long, value_name = "FILTER")]
@@ -103,6 +112,19 @@ pub enum Show {
         /// Only routes of this EVPN type (2 = MAC/IP, 3 = inclusive multicast).
         #[arg(long = "type", value_name = "TYPE", value_parser = clap::value_parser!(u8).range(1..=255))]
         route_type: Option<u8>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What is programmed in the kernel, per VNI: flood list, remote MACs,
+    /// suppression entries.
+    Fib {
+        #[arg(long)]
+        vni: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The VNIs found on this host (vxlan devices that are bridge ports).
+    Vnis {
         #[arg(long)]
         json: bool,
     },

@@ -42,6 +42,12 @@ pub struct FileConfig {
     pub vtep_ip: Option<IpAddr>,
     pub hold_time: Option<u16>,
     pub socket: Option<PathBuf>,
+    /// Do not program the kernel (dedicated route reflector).
+    #[serde(default)]
+    pub no_fib: bool,
+    /// Fix vxlan bridge ports (`learning off neigh_suppress on`).
+    #[serde(default)]
+    pub fix_ports: bool,
     #[serde(default, deserialize_with = "prefixes")]
     pub listen_range: Vec<Prefix>,
     #[serde(default)]
@@ -110,6 +116,8 @@ pub struct Settings {
     pub listen_ranges: Vec<Prefix>,
     pub neighbors: Vec<NeighborConfig>,
     pub routes: Vec<StaticRoute>,
+    pub fib: bool,
+    pub fix_ports: bool,
 }
 
 pub const DEFAULT_PORT: u16 = 179;
@@ -183,6 +191,8 @@ pub fn merge(args: &DaemonArgs, file: FileConfig) -> Result<Settings, String> {
         listen_ranges,
         neighbors,
         routes: file.route,
+        fib: !(args.no_fib || file.no_fib),
+        fix_ports: args.fix_ports || file.fix_ports,
     })
 }
 

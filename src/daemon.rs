@@ -21,6 +21,9 @@ use evpn::L2vpnEvpn;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use fib::task::{self as fib_task, FibConfig, EVENT_QUEUE, FIB_QUEUE};
+
+use crate::agent::Agent;
 use crate::config::{Settings, StaticKind};
 use crate::control::protocol::{RouteKind, RouteSpec};
 use crate::control::server::{self, ControlState, SocketGuard};
@@ -28,6 +31,11 @@ use crate::control::view::LocalView;
 use crate::origin::OriginDefaults;
 
 const EVPN: (u16, u8) = (25, 70);
+
+/// After a restart, routes from peers have this long to come back before kernel
+/// entries we own that no route wants are removed (the data plane keeps running
+/// meanwhile).
+const RECONCILE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The router id: given, or the address this host uses towards the first neighbour
 /// (a connected UDP socket sends nothing; it only asks the kernel for a route).
@@ -66,7 +74,27 @@ pub async fn run(settings: Settings) -> Result<(), String> {
 
     let (rib_tx, rib_rx) = mpsc::channel(RIB_QUEUE);
     let rib = Rib::<L2vpnEvpn>::new(local.clone());
-    let rib_task = tokio::spawn(rib_task::run(rib, rib_rx, None));
+    // The host agent: the FIB follows and programs the kernel, the agent turns what
+    // lives on this host into routes.
+    let fib_tx = if settings.fib {
+        let (fib_tx, fib_rx) = mpsc::channel(FIB_QUEUE);
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let cfg = FibConfig {
+            fix_ports: settings.fix_ports,
+            reconcile_after: RECONCILE_AFTER,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = fib_task::run(cfg, fib_rx, ev_tx).await {
+                tracing::error!(error = %e, "kernel programming stopped");
+            }
+        });
+        let agent = Agent::new(settings.asn, router_id, rib_tx.clone());
+        tokio::spawn(agent.run(ev_rx));
+        Some(fib_tx)
+    } else {
+        None
+    };
+    let rib_task = tokio::spawn(rib_task::run(rib, rib_rx, fib_tx.clone()));
 
     let tcp = listener::bind(settings.port).await.map_err(|e| {
         format!(
@@ -124,6 +152,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let _guard = SocketGuard(socket_path.clone());
     let state = Arc::new(ControlState {
         rib_tx: rib_tx.clone(),
+        fib_tx,
         peers: peers.clone(),
         local: LocalView {
             asn: settings.asn,

@@ -1,5 +1,6 @@
 //! vxbgp: BGP EVPN control plane for Linux VXLAN hosts.
 
+mod agent;
 mod cli;
 mod config;
 mod control;
@@ -100,6 +101,8 @@ fn client(cmd: Command, args: &cli::DaemonArgs) -> ExitCode {
             json,
             render::routes,
         ),
+        Command::Show(Show::Fib { vni, json }) => (Request::ShowFib { vni }, json, render::fib),
+        Command::Show(Show::Vnis { json }) => (Request::ShowVnis, json, render::vnis),
         Command::Route(RouteCmd::Add(k)) => (Request::RouteAdd(spec(k)), false, added),
         Command::Route(RouteCmd::Del(k)) => (Request::RouteDel(spec(k)), false, added),
     };

@@ -177,3 +177,106 @@ pub fn routes(data: &Value) -> String {
     ));
     out
 }
+
+pub fn vnis(data: &Value) -> String {
+    let Some(vnis) = data["vnis"].as_array().filter(|v| !v.is_empty()) else {
+        return "No VNIs: no vxlan device is a bridge port on this host.\n".into();
+    };
+    let rows: Vec<Vec<String>> = vnis
+        .iter()
+        .map(|v| {
+            vec![
+                s(&v["vni"]),
+                s(&v["device"]),
+                s(&v["bridge"]),
+                s(&v["local"]),
+                s(&v["dstport"]),
+                if v["up"] == Value::Bool(true) {
+                    "up".into()
+                } else {
+                    "down".into()
+                },
+                s(&v["local_macs"]),
+                s(&v["local_ips"]),
+                s(&v["remote_vteps"]),
+                s(&v["remote_macs"]),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "VNI",
+            "Device",
+            "Bridge",
+            "VTEP",
+            "Port",
+            "State",
+            "LocalMACs",
+            "LocalIPs",
+            "RemoteVTEPs",
+            "RemoteMACs",
+        ],
+        &rows,
+    );
+    for v in vnis {
+        for p in v["problems"].as_array().into_iter().flatten() {
+            out.push_str(&format!("warning: VNI {}: {}\n", s(&v["vni"]), s(p)));
+        }
+    }
+    out
+}
+
+pub fn fib(data: &Value) -> String {
+    let Some(vnis) = data["vnis"].as_array().filter(|v| !v.is_empty()) else {
+        return "Nothing programmed.\n".into();
+    };
+    let mut out = String::new();
+    for v in vnis {
+        out.push_str(&format!(
+            "VNI {}  device {}  bridge {}\n",
+            s(&v["vni"]),
+            match &v["device"] {
+                Value::Null => "(none on this host: nothing programmed)".to_string(),
+                d => s(d),
+            },
+            s(&v["bridge"])
+        ));
+        let flood: Vec<String> = v["flood"].as_array().into_iter().flatten().map(s).collect();
+        out.push_str(&format!(
+            "  flood list (head-end replication): {}\n",
+            if flood.is_empty() {
+                "-".to_string()
+            } else {
+                flood.join(", ")
+            }
+        ));
+        let macs: Vec<Vec<String>> = v["remote_macs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| vec![format!("  {}", s(&m["mac"])), s(&m["vtep"])])
+            .collect();
+        if !macs.is_empty() {
+            out.push_str(&table(&["  remote MAC", "VTEP"], &macs));
+        }
+        let sup: Vec<Vec<String>> = v["suppress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| vec![format!("  {}", s(&n["ip"])), s(&n["mac"])])
+            .collect();
+        if !sup.is_empty() {
+            out.push_str(&table(
+                &["  suppressed (ARP/ND answered locally)", "MAC"],
+                &sup,
+            ));
+        }
+        if v["failures"].as_u64().unwrap_or(0) > 0 {
+            out.push_str(&format!(
+                "  kernel refused {} operations (see the log)\n",
+                s(&v["failures"])
+            ));
+        }
+    }
+    out
+}

@@ -4,5 +4,9 @@
 //! FIB must produce"): `model` names the entries, `plan` derives them from routes
 //! (pure), and only `netlink` speaks to the kernel.
 
+pub mod discover;
+pub mod learn;
 pub mod model;
+pub mod netlink;
 pub mod plan;
+pub mod task;

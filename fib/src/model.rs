@@ -12,6 +12,12 @@ pub struct Mac(pub [u8; 6]);
 
 impl Mac {
     pub const ZERO: Mac = Mac([0; 6]);
+
+    /// Group (multicast/broadcast) addresses are flooded, never learned or
+    /// advertised (RFC 7432 §7.2 carries unicast MACs).
+    pub fn is_group(&self) -> bool {
+        self.0[0] & 1 == 1
+    }
 }
 
 impl fmt::Display for Mac {

@@ -108,6 +108,9 @@ impl Planner {
                 }
                 let vni = r.label1.vni().get();
                 let mac = Mac(r.mac.octets());
+                if mac.is_group() {
+                    return None; // not programmable as a unicast FDB entry
+                }
                 let seq = mobility::seq_of(attrs);
                 let neigh = r.ip.map(|ip| SuppressNeigh { vni, ip, mac });
                 Some(Want::Mac {

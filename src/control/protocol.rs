@@ -13,6 +13,10 @@ pub enum Request {
         vni: Option<u32>,
         route_type: Option<u8>,
     },
+    ShowFib {
+        vni: Option<u32>,
+    },
+    ShowVnis,
     RouteAdd(RouteSpec),
     RouteDel(RouteSpec),
 }

@@ -15,6 +15,7 @@ use bgp::peer::LOCAL_PEER;
 use bgp::rib::task::RibCmd;
 use bgp::rib::RibInput;
 use evpn::{EvpnKey, EvpnRoute, L2vpnEvpn};
+use fib::task::FibCmd;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +29,8 @@ const MAX_LINE: usize = 64 * 1024;
 
 pub struct ControlState {
     pub rib_tx: mpsc::Sender<RibCmd<L2vpnEvpn>>,
+    /// The FIB task, unless kernel programming is off (`--no-fib`).
+    pub fib_tx: Option<mpsc::Sender<FibCmd>>,
     pub peers: SharedPeerTable<L2vpnEvpn>,
     pub local: LocalView,
     pub origin: OriginDefaults,
@@ -109,8 +112,28 @@ async fn handle(req: Request, state: &ControlState) -> Response {
     match req {
         Request::ShowNeighbors => show_neighbors(state).await,
         Request::ShowRoutes { vni, route_type } => show_routes(state, vni, route_type).await,
+        Request::ShowFib { vni } => fib_query(state, |reply| FibCmd::ShowFib { vni, reply }).await,
+        Request::ShowVnis => fib_query(state, |reply| FibCmd::ShowVnis { reply }).await,
         Request::RouteAdd(spec) => route_add(state, &spec).await,
         Request::RouteDel(spec) => route_del(state, &spec).await,
+    }
+}
+
+/// Asks the FIB task and wraps its answer.
+async fn fib_query<T: serde::Serialize>(
+    state: &ControlState,
+    cmd: impl FnOnce(oneshot::Sender<T>) -> FibCmd,
+) -> Response {
+    let Some(fib) = &state.fib_tx else {
+        return Response::error("kernel programming is off in this daemon (--no-fib)");
+    };
+    let (reply, rx) = oneshot::channel();
+    if fib.send(cmd(reply)).await.is_err() {
+        return Response::error("the FIB task is not running (see the daemon's log)");
+    }
+    match rx.await {
+        Ok(v) => Response::data(serde_json::json!({ "vnis": v })),
+        Err(_) => Response::error("the FIB task is not running (see the daemon's log)"),
     }
 }
 

@@ -57,10 +57,11 @@ pub enum RibCmd<A: AddressFamily> {
 }
 
 /// Runs the RIB until every sender is gone. Best-path changes go to `fib_tx` if given.
-pub async fn run<A: AddressFamily>(
+/// Best-path changes go to `fib_tx` as whatever the FIB's command type makes of them.
+pub async fn run<A: AddressFamily, F: From<Vec<BestChange<A>>> + Send + 'static>(
     mut rib: Rib<A>,
     mut rx: mpsc::Receiver<RibCmd<A>>,
-    fib_tx: Option<mpsc::Sender<Vec<BestChange<A>>>>,
+    fib_tx: Option<mpsc::Sender<F>>,
 ) {
     rib.track_best_changes(fib_tx.is_some());
     let mut sessions: HashMap<PeerId, mpsc::Sender<OutBatch<A>>> = HashMap::new();
@@ -83,7 +84,7 @@ pub async fn run<A: AddressFamily>(
         backlog = flush(&mut rib, &sessions);
         if let Some(fib) = &fib_tx {
             let changes = rib.take_best_changes();
-            if !changes.is_empty() && fib.send(changes).await.is_err() {
+            if !changes.is_empty() && fib.send(F::from(changes)).await.is_err() {
                 tracing::warn!("FIB task is gone; best-path changes are no longer programmed");
             }
         }

@@ -1,0 +1,108 @@
+//! What lives on this host: MACs from the bridge FDB (entries on the bridge's local
+//! ports), MAC/IP pairs from neighbour entries on the bridge. Reads neighbour
+//! messages (from dumps at start, then events) into plain values.
+
+use std::net::IpAddr;
+
+use futures_util::stream::TryStreamExt;
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
+use netlink_packet_route::AddressFamily;
+
+use crate::model::Mac;
+
+/// One neighbour message, read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NeighView {
+    /// An FDB entry (AF_BRIDGE) on port `ifindex`.
+    Fdb {
+        ifindex: u32,
+        mac: Mac,
+        dst: Option<IpAddr>,
+        ext_learned: bool,
+        own: bool,
+        permanent: bool,
+    },
+    /// An IP neighbour on device `ifindex`.
+    Ip {
+        ifindex: u32,
+        ip: IpAddr,
+        mac: Option<Mac>,
+        ext_learned: bool,
+        usable: bool,
+    },
+}
+
+pub fn neigh_view(m: &NeighbourMessage) -> Option<NeighView> {
+    let mut mac = None;
+    let mut dst = None;
+    for a in &m.attributes {
+        match a {
+            NeighbourAttribute::LinkLayerAddress(b) => {
+                mac = <[u8; 6]>::try_from(b.as_slice()).ok().map(Mac);
+            }
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                dst = Some(IpAddr::V4(*a));
+            }
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                dst = Some(IpAddr::V6(*a));
+            }
+            _ => {}
+        }
+    }
+    let ext_learned = m.header.flags.contains(NeighbourFlags::ExtLearned);
+    match m.header.family {
+        AddressFamily::Bridge => Some(NeighView::Fdb {
+            ifindex: m.header.ifindex,
+            mac: mac?,
+            dst,
+            ext_learned,
+            own: m.header.flags.contains(NeighbourFlags::Own),
+            permanent: m.header.state == NeighbourState::Permanent,
+        }),
+        AddressFamily::Inet | AddressFamily::Inet6 => {
+            let usable = matches!(
+                m.header.state,
+                NeighbourState::Reachable
+                    | NeighbourState::Stale
+                    | NeighbourState::Delay
+                    | NeighbourState::Probe
+                    | NeighbourState::Permanent
+                    | NeighbourState::Noarp
+            );
+            Some(NeighView::Ip {
+                ifindex: m.header.ifindex,
+                ip: dst?,
+                mac,
+                ext_learned,
+                usable,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The bridge FDB and the IP neighbours, as they are now.
+pub async fn dump_neighbours(handle: &rtnetlink::Handle) -> Result<Vec<NeighView>, String> {
+    let mut out = Vec::new();
+    for family in [
+        AddressFamily::Bridge,
+        AddressFamily::Inet,
+        AddressFamily::Inet6,
+    ] {
+        let mut s = handle
+            .neighbours()
+            .get()
+            .set_address_family(family)
+            .execute();
+        while let Some(m) = s
+            .try_next()
+            .await
+            .map_err(|e| format!("neighbour dump: {e}"))?
+        {
+            out.extend(neigh_view(&m));
+        }
+    }
+    Ok(out)
+}

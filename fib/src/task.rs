@@ -1,0 +1,565 @@
+//! The FIB task: follows the kernel (links and neighbours, dump then events), plans
+//! kernel entries from best routes and programs them, and reports what lives on this
+//! host upwards.
+//!
+//! ```text
+//!  RIB ──FibCmd::Best (await, cap FIB_QUEUE)──► FIB task ──netlink (pipelined)──► kernel
+//!  control ──FibCmd::Show* + oneshot──────────►    │  ◄──link/neigh events── kernel
+//!                                                  └──Vec<KernelEvent> (try_send; coalesced by key)──► agent
+//! ```
+//! The FIB never awaits the agent (which awaits the RIB, which awaits the FIB):
+//! what the agent cannot take yet waits in a map keyed by entry, so a later state of
+//! the same MAC replaces an earlier one.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bgp::rib::BestChange;
+use evpn::L2vpnEvpn;
+use futures_util::stream::StreamExt;
+use netlink_packet_core::NetlinkPayload;
+use netlink_packet_route::link::InfoBridgePort;
+use netlink_packet_route::RouteNetlinkMessage;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::discover::{self, LinkView, VniDevice};
+use crate::learn::{self, NeighView};
+use crate::model::{FibOp, FloodEntry, Mac, RemoteMac, SuppressNeigh};
+use crate::netlink::{self, VniDevices};
+use crate::plan::Planner;
+
+/// Best-path batches queued towards the FIB.
+pub const FIB_QUEUE: usize = 16;
+/// Event batches queued towards the agent.
+pub const EVENT_QUEUE: usize = 16;
+
+/// rtnetlink multicast groups (RTMGRP_LINK, RTMGRP_NEIGH).
+const RTMGRP_LINK: u32 = 1;
+const RTMGRP_NEIGH: u32 = 4;
+
+#[derive(Clone, Debug)]
+pub struct FibConfig {
+    /// Set `learning off neigh_suppress on` on vxlan bridge ports that lack it.
+    pub fix_ports: bool,
+    /// After this long, entries we own that no route wants are removed (routes from
+    /// peers have had time to come back after a restart).
+    pub reconcile_after: Duration,
+}
+
+/// What the agent needs to know to originate routes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelEvent {
+    /// A VNI appeared or changed.
+    VniUp(VniDevice),
+    VniDown(u32),
+    LocalMac {
+        vni: u32,
+        mac: Mac,
+        present: bool,
+    },
+    LocalIp {
+        vni: u32,
+        mac: Mac,
+        ip: IpAddr,
+        present: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum EventKey {
+    Vni(u32),
+    Mac(u32, Mac),
+    Ip(u32, IpAddr),
+}
+
+fn event_key(e: &KernelEvent) -> EventKey {
+    match e {
+        KernelEvent::VniUp(d) => EventKey::Vni(d.vni),
+        KernelEvent::VniDown(v) => EventKey::Vni(*v),
+        KernelEvent::LocalMac { vni, mac, .. } => EventKey::Mac(*vni, *mac),
+        KernelEvent::LocalIp { vni, ip, .. } => EventKey::Ip(*vni, *ip),
+    }
+}
+
+pub enum FibCmd {
+    Best(Vec<BestChange<L2vpnEvpn>>),
+    ShowVnis {
+        reply: oneshot::Sender<Vec<VniView>>,
+    },
+    ShowFib {
+        vni: Option<u32>,
+        reply: oneshot::Sender<Vec<FibVniView>>,
+    },
+}
+
+impl From<Vec<BestChange<L2vpnEvpn>>> for FibCmd {
+    fn from(v: Vec<BestChange<L2vpnEvpn>>) -> Self {
+        FibCmd::Best(v)
+    }
+}
+
+/// `vxbgp show vnis`.
+#[derive(Clone, Debug, Serialize)]
+pub struct VniView {
+    pub vni: u32,
+    pub device: String,
+    pub bridge: Option<String>,
+    pub local: Option<IpAddr>,
+    pub dstport: u16,
+    pub up: bool,
+    pub local_macs: usize,
+    pub local_ips: usize,
+    pub remote_vteps: usize,
+    pub remote_macs: usize,
+    pub problems: Vec<String>,
+}
+
+/// `vxbgp show fib`: what is programmed for one VNI.
+#[derive(Clone, Debug, Serialize)]
+pub struct FibVniView {
+    pub vni: u32,
+    /// The vxlan device; `None` when the VNI has no local device (nothing programmed).
+    pub device: Option<String>,
+    pub bridge: Option<String>,
+    /// Head-end replication list: remote VTEPs that get a copy of BUM traffic.
+    pub flood: Vec<IpAddr>,
+    pub remote_macs: Vec<RemoteMac>,
+    /// ARP/ND suppression entries on the bridge.
+    pub suppress: Vec<SuppressNeigh>,
+    /// Operations the kernel refused since start.
+    pub failures: usize,
+}
+
+struct Fib {
+    cfg: FibConfig,
+    handle: rtnetlink::Handle,
+    links: HashMap<u32, LinkView>,
+    vnis: HashMap<u32, VniDevice>,
+    planner: Planner,
+    local_macs: HashMap<(u32, Mac), u32>,
+    local_ips: HashMap<(u32, IpAddr), Mac>,
+    pending_up: HashMap<EventKey, KernelEvent>,
+    failures: HashMap<u32, usize>,
+    /// Entries we own found at start, removed at reconcile time unless wanted.
+    found_owned: Vec<FibOp>,
+    reconcile_at: Option<Instant>,
+}
+
+/// Runs the FIB until the command channel closes. Fails only if netlink cannot be
+/// opened at all (then the daemon runs without kernel programming).
+pub async fn run(
+    cfg: FibConfig,
+    mut rx: mpsc::Receiver<FibCmd>,
+    events_tx: mpsc::Sender<Vec<KernelEvent>>,
+) -> Result<(), String> {
+    let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
+    tokio::spawn(conn);
+    let (mut ev_conn, _, mut kernel_events) =
+        rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
+    let groups = netlink_sys::SocketAddr::new(0, RTMGRP_LINK | RTMGRP_NEIGH);
+    netlink_sys::AsyncSocket::socket_mut(ev_conn.socket_mut())
+        .bind(&groups)
+        .map_err(|e| format!("netlink events: {e}"))?;
+    tokio::spawn(ev_conn);
+
+    let mut fib = Fib {
+        reconcile_at: Some(Instant::now() + cfg.reconcile_after),
+        cfg,
+        handle,
+        links: HashMap::new(),
+        vnis: HashMap::new(),
+        planner: Planner::default(),
+        local_macs: HashMap::new(),
+        local_ips: HashMap::new(),
+        pending_up: HashMap::new(),
+        failures: HashMap::new(),
+        found_owned: Vec::new(),
+    };
+    fib.links = discover::dump_links(&fib.handle).await?;
+    fib.vnis_changed().await;
+    let neighbours = learn::dump_neighbours(&fib.handle).await?;
+    for n in &neighbours {
+        fib.found_owned.extend(fib.owned_op(n));
+        fib.neigh_event(n, true);
+    }
+    tracing::info!(
+        vnis = fib.vnis.len(),
+        local_macs = fib.local_macs.len(),
+        owned_entries = fib.found_owned.len(),
+        "kernel state read"
+    );
+
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut batch = Vec::new();
+    loop {
+        fib.flush_events(&events_tx);
+        let busy = !fib.pending_up.is_empty() || fib.reconcile_at.is_some();
+        tokio::select! {
+            n = rx.recv_many(&mut batch, 64) => {
+                if n == 0 {
+                    return Ok(());
+                }
+                let mut best = Vec::new();
+                for cmd in batch.drain(..) {
+                    match cmd {
+                        FibCmd::Best(b) => best.extend(b),
+                        FibCmd::ShowVnis { reply } => { let _ = reply.send(fib.vni_views()); }
+                        FibCmd::ShowFib { vni, reply } => { let _ = reply.send(fib.fib_views(vni)); }
+                    }
+                }
+                if !best.is_empty() {
+                    let ops = fib.planner.apply(&best);
+                    fib.program(&ops).await;
+                }
+            }
+            ev = kernel_events.next() => {
+                let Some((msg, _)) = ev else { return Err("netlink event stream ended".into()) };
+                if let NetlinkPayload::InnerMessage(m) = msg.payload {
+                    fib.kernel_event(m).await;
+                }
+            }
+            _ = tick.tick(), if busy => {
+                if fib.reconcile_at.is_some_and(|t| Instant::now() >= t) {
+                    fib.reconcile().await;
+                }
+            }
+        }
+    }
+}
+
+impl Fib {
+    fn devices(&self, vni: u32) -> Option<VniDevices> {
+        let d = self.vnis.get(&vni)?;
+        Some(VniDevices {
+            vxlan_ifindex: d.ifindex,
+            bridge_ifindex: d.bridge_ifindex?,
+        })
+    }
+
+    async fn program(&mut self, ops: &[FibOp]) {
+        if ops.is_empty() {
+            return;
+        }
+        let report = netlink::apply(&self.handle, ops, |vni| self.devices(vni)).await;
+        for (op, _) in &report.failed {
+            *self.failures.entry(op.vni()).or_default() += 1;
+        }
+        tracing::debug!(
+            ops = ops.len(),
+            done = report.done,
+            skipped = report.skipped,
+            failed = report.failed.len(),
+            "programmed"
+        );
+    }
+
+    fn up(&mut self, e: KernelEvent) {
+        self.pending_up.insert(event_key(&e), e);
+    }
+
+    fn flush_events(&mut self, tx: &mpsc::Sender<Vec<KernelEvent>>) {
+        if self.pending_up.is_empty() {
+            return;
+        }
+        if let Ok(permit) = tx.try_reserve() {
+            let mut v: Vec<KernelEvent> = self.pending_up.drain().map(|(_, e)| e).collect();
+            // VNIs first, so the agent knows the VTEP address before the MACs.
+            v.sort_by_key(|e| !matches!(e, KernelEvent::VniUp(_) | KernelEvent::VniDown(_)));
+            permit.send(v);
+        }
+    }
+
+    /// Recomputes the VNIs from the links and acts on what changed.
+    async fn vnis_changed(&mut self) {
+        let new = discover::vnis(&self.links);
+        let old = std::mem::replace(&mut self.vnis, new);
+        for (vni, dev) in &self.vnis.clone() {
+            if old.get(vni) == Some(dev) {
+                continue;
+            }
+            let problems = dev.problems();
+            for p in &problems {
+                tracing::warn!(vni, device = %dev.name, "{p}");
+            }
+            if self.cfg.fix_ports
+                && (dev.port_learning == Some(true) || dev.neigh_suppress == Some(false))
+            {
+                self.fix_port(dev).await;
+            }
+            let appeared = old.get(vni).map(|o| o.ifindex) != Some(dev.ifindex);
+            if appeared {
+                tracing::info!(vni, device = %dev.name, local = ?dev.local, "VNI found");
+                let ops = self.planner.desired(Some(*vni)).install_ops();
+                self.program(&ops).await;
+            }
+            self.up(KernelEvent::VniUp(dev.clone()));
+        }
+        for vni in old.keys() {
+            if !self.vnis.contains_key(vni) {
+                tracing::info!(vni, "VNI gone");
+                self.local_macs.retain(|(v, _), _| v != vni);
+                self.local_ips.retain(|(v, _), _| v != vni);
+                self.pending_up.retain(
+                    |k, _| !matches!(k, EventKey::Mac(v, _) | EventKey::Ip(v, _) if v == vni),
+                );
+                self.up(KernelEvent::VniDown(*vni));
+            }
+        }
+        let vteps: HashSet<IpAddr> = self.vnis.values().filter_map(|d| d.local).collect();
+        self.planner.set_local_vteps(vteps);
+    }
+
+    async fn fix_port(&self, dev: &VniDevice) {
+        use rtnetlink::LinkBridgePort;
+        let msg = LinkBridgePort::new(dev.ifindex)
+            .append_info_data(InfoBridgePort::Learning(false))
+            .append_info_data(InfoBridgePort::NeighSupress(true))
+            .build();
+        match self.handle.link().set(msg).execute().await {
+            Ok(()) => {
+                tracing::info!(device = %dev.name, "bridge port set to learning off, neigh_suppress on")
+            }
+            Err(e) => tracing::warn!(device = %dev.name, error = %e, "cannot fix bridge port"),
+        }
+    }
+
+    fn vni_of_bridge(&self, bridge: u32) -> Option<u32> {
+        self.vnis
+            .values()
+            .find(|d| d.bridge_ifindex == Some(bridge))
+            .map(|d| d.vni)
+    }
+
+    fn is_vxlan(&self, ifindex: u32) -> bool {
+        self.links.get(&ifindex).is_some_and(|l| l.vxlan.is_some())
+    }
+
+    /// A neighbour message: local learning (entries that are not ours).
+    fn neigh_event(&mut self, n: &NeighView, present: bool) {
+        match *n {
+            NeighView::Fdb {
+                ifindex,
+                mac,
+                ext_learned,
+                own,
+                permanent,
+                ..
+            } => {
+                // Local MACs: learned on a local port of a VNI's bridge. Entries on the
+                // vxlan device are remote; permanent ones are the ports' own addresses.
+                if ext_learned || own || permanent || mac.is_group() || self.is_vxlan(ifindex) {
+                    return;
+                }
+                let Some(bridge) = self.links.get(&ifindex).and_then(|l| l.master) else {
+                    return;
+                };
+                let Some(vni) = self.vni_of_bridge(bridge) else {
+                    return;
+                };
+                let key = (vni, mac);
+                let changed = if present {
+                    self.local_macs.insert(key, ifindex).is_none()
+                } else {
+                    self.local_macs.remove(&key).is_some()
+                };
+                if changed {
+                    self.up(KernelEvent::LocalMac { vni, mac, present });
+                }
+            }
+            NeighView::Ip {
+                ifindex,
+                ip,
+                mac,
+                ext_learned,
+                usable,
+            } => {
+                // Multicast groups get NOARP neighbour entries of their own; they are
+                // no host.
+                if ext_learned
+                    || ip.is_multicast()
+                    || ip.is_unspecified()
+                    || mac.is_some_and(|m| m.is_group())
+                {
+                    return;
+                }
+                let Some(vni) = self.vni_of_bridge(ifindex) else {
+                    return;
+                };
+                let key = (vni, ip);
+                match (present && usable, mac) {
+                    (true, Some(mac)) => {
+                        if self.local_ips.insert(key, mac) != Some(mac) {
+                            self.up(KernelEvent::LocalIp {
+                                vni,
+                                mac,
+                                ip,
+                                present: true,
+                            });
+                        }
+                    }
+                    _ => {
+                        if let Some(mac) = self.local_ips.remove(&key) {
+                            self.up(KernelEvent::LocalIp {
+                                vni,
+                                mac,
+                                ip,
+                                present: false,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// An entry vxbgp installed in an earlier life, as the op that removes it.
+    fn owned_op(&self, n: &NeighView) -> Option<FibOp> {
+        match *n {
+            NeighView::Fdb {
+                ifindex,
+                mac,
+                dst,
+                ext_learned: true,
+                own: true,
+                ..
+            } => {
+                let dev = self.vnis.values().find(|d| d.ifindex == ifindex)?;
+                let vtep = dst?;
+                Some(if mac == Mac::ZERO {
+                    FibOp::FloodDel(FloodEntry { vni: dev.vni, vtep })
+                } else {
+                    FibOp::MacDel(RemoteMac {
+                        vni: dev.vni,
+                        mac,
+                        vtep,
+                    })
+                })
+            }
+            NeighView::Ip {
+                ifindex,
+                ip,
+                mac: Some(mac),
+                ext_learned: true,
+                ..
+            } => {
+                let vni = self.vni_of_bridge(ifindex)?;
+                Some(FibOp::NeighDel(SuppressNeigh { vni, ip, mac }))
+            }
+            _ => None,
+        }
+    }
+
+    /// Removes entries we own that no route wants any more (after a restart).
+    async fn reconcile(&mut self) {
+        self.reconcile_at = None;
+        let want = self.planner.desired(None);
+        let flood: HashSet<FloodEntry> = want.flood.iter().copied().collect();
+        let macs: HashSet<(u32, Mac)> = want.macs.iter().map(|m| (m.vni, m.mac)).collect();
+        let neighs: HashSet<SuppressNeigh> = want.neighs.iter().copied().collect();
+        let stale: Vec<FibOp> = std::mem::take(&mut self.found_owned)
+            .into_iter()
+            .filter(|op| match op {
+                FibOp::FloodDel(e) => !flood.contains(e),
+                FibOp::MacDel(m) => !macs.contains(&(m.vni, m.mac)),
+                FibOp::NeighDel(n) => !neighs.contains(n),
+                _ => false,
+            })
+            .collect();
+        tracing::info!(stale = stale.len(), "reconciled kernel entries with routes");
+        self.program(&stale).await;
+    }
+
+    async fn kernel_event(&mut self, m: RouteNetlinkMessage) {
+        match m {
+            RouteNetlinkMessage::NewLink(l) => {
+                let v = discover::link_view(&l);
+                self.links.insert(v.ifindex, v);
+                self.vnis_changed().await;
+            }
+            RouteNetlinkMessage::DelLink(l) => {
+                self.links.remove(&l.header.index);
+                self.vnis_changed().await;
+            }
+            RouteNetlinkMessage::NewNeighbour(n) => {
+                if let Some(v) = learn::neigh_view(&n) {
+                    self.neigh_event(&v, true);
+                }
+            }
+            RouteNetlinkMessage::DelNeighbour(n) => {
+                if let Some(v) = learn::neigh_view(&n) {
+                    self.neigh_event(&v, false);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn vni_views(&self) -> Vec<VniView> {
+        let desired = self.planner.desired(None).by_vni();
+        let mut v: Vec<VniView> = self
+            .vnis
+            .values()
+            .map(|d| {
+                let want = desired.get(&d.vni);
+                VniView {
+                    vni: d.vni,
+                    device: d.name.clone(),
+                    bridge: d
+                        .bridge_ifindex
+                        .and_then(|b| self.links.get(&b))
+                        .map(|l| l.name.clone()),
+                    local: d.local,
+                    dstport: d.dstport,
+                    up: d.up,
+                    local_macs: self.local_macs.keys().filter(|(v, _)| *v == d.vni).count(),
+                    local_ips: self.local_ips.keys().filter(|(v, _)| *v == d.vni).count(),
+                    remote_vteps: want.map_or(0, |w| w.flood.len()),
+                    remote_macs: want.map_or(0, |w| w.macs.len()),
+                    problems: d.problems(),
+                }
+            })
+            .collect();
+        v.sort_by_key(|x| x.vni);
+        v
+    }
+
+    fn fib_views(&self, vni: Option<u32>) -> Vec<FibVniView> {
+        let desired: BTreeMap<u32, _> = self.planner.desired(vni).by_vni();
+        let mut all: BTreeMap<u32, FibVniView> = BTreeMap::new();
+        for d in self
+            .vnis
+            .values()
+            .filter(|d| vni.is_none_or(|v| v == d.vni))
+        {
+            all.insert(d.vni, self.fib_view(d.vni));
+        }
+        for (v, want) in desired {
+            let mut view = all.remove(&v).unwrap_or_else(|| self.fib_view(v));
+            view.flood = want.flood.iter().map(|e| e.vtep).collect();
+            view.remote_macs = want.macs;
+            view.suppress = want.neighs;
+            all.insert(v, view);
+        }
+        all.into_values().collect()
+    }
+
+    fn fib_view(&self, vni: u32) -> FibVniView {
+        let d = self.vnis.get(&vni);
+        FibVniView {
+            vni,
+            device: d.map(|d| d.name.clone()),
+            bridge: d
+                .and_then(|d| d.bridge_ifindex)
+                .and_then(|b| self.links.get(&b))
+                .map(|l| l.name.clone()),
+            flood: Vec::new(),
+            remote_macs: Vec::new(),
+            suppress: Vec::new(),
+            failures: self.failures.get(&vni).copied().unwrap_or(0),
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The host agent: turns what the FIB found on this host into routes.
+//!
+//! Per VNI a type-3 route (PMSI ingress replication to the vxlan device's `local`
+//! address, VNI as label, encapsulation VXLAN, RD `router-id:VNI`, RT `ASN:VNI`); per
+//! local MAC a type-2 route, per local MAC/IP pair a type-2 route with the IP
+//! (RFC 7432 §7.2, §7.3; RFC 8365 §5.1). What goes away is withdrawn.
+//!
+//! ```text
+//!  FIB ──Vec<KernelEvent> (cap EVENT_QUEUE)──► agent ──RibCmd (await)──► RIB
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use bgp::peer::LOCAL_PEER;
+use bgp::rib::task::RibCmd;
+use bgp::rib::{RibInput, RouteAttrs};
+use evpn::{originate, EvpnKey, EvpnRoute, L2vpnEvpn, MacAddr, Vni};
+use fib::discover::VniDevice;
+use fib::model::Mac;
+use fib::task::KernelEvent;
+use tokio::sync::mpsc;
+
+use crate::origin::default_rd;
+
+pub struct Agent {
+    asn: u32,
+    router_id: Ipv4Addr,
+    rib_tx: mpsc::Sender<RibCmd<L2vpnEvpn>>,
+    /// VNI → our VTEP address for it.
+    vteps: HashMap<u32, IpAddr>,
+    macs: HashSet<(u32, Mac)>,
+    ips: HashMap<(u32, IpAddr), Mac>,
+    /// What we originated, to withdraw exactly that.
+    originated: HashMap<EvpnKey, (u32, EvpnRoute)>,
+}
+
+impl Agent {
+    pub fn new(asn: u32, router_id: Ipv4Addr, rib_tx: mpsc::Sender<RibCmd<L2vpnEvpn>>) -> Self {
+        Agent {
+            asn,
+            router_id,
+            rib_tx,
+            vteps: HashMap::new(),
+            macs: HashSet::new(),
+            ips: HashMap::new(),
+            originated: HashMap::new(),
+        }
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Vec<KernelEvent>>) {
+        while let Some(events) = rx.recv().await {
+            let mut out = Vec::new();
+            for e in events {
+                self.event(e, &mut out);
+            }
+            for input in out {
+                if self.rib_tx.send(RibCmd::Input(input)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, e: KernelEvent, out: &mut Vec<RibInput<L2vpnEvpn>>) {
+        match e {
+            KernelEvent::VniUp(dev) => self.vni_up(&dev, out),
+            KernelEvent::VniDown(vni) => {
+                self.vteps.remove(&vni);
+                self.withdraw_vni(vni, out);
+                self.macs.retain(|(v, _)| *v != vni);
+                self.ips.retain(|(v, _), _| *v != vni);
+            }
+            KernelEvent::LocalMac { vni, mac, present } => {
+                if present {
+                    self.macs.insert((vni, mac));
+                    self.originate_mac(vni, mac, None, out);
+                } else {
+                    self.macs.remove(&(vni, mac));
+                    self.withdraw_mac(vni, mac, None, out);
+                }
+            }
+            KernelEvent::LocalIp {
+                vni,
+                mac,
+                ip,
+                present,
+            } => {
+                if present {
+                    if let Some(old) = self.ips.insert((vni, ip), mac) {
+                        if old != mac {
+                            self.withdraw_mac(vni, old, Some(ip), out);
+                        }
+                    }
+                    self.originate_mac(vni, mac, Some(ip), out);
+                } else {
+                    self.ips.remove(&(vni, ip));
+                    self.withdraw_mac(vni, mac, Some(ip), out);
+                }
+            }
+        }
+    }
+
+    fn vni_up(&mut self, dev: &VniDevice, out: &mut Vec<RibInput<L2vpnEvpn>>) {
+        let Some(vtep) = dev.local else {
+            // Without `local` there is no next hop to advertise (discover.rs warns).
+            self.vteps.remove(&dev.vni);
+            self.withdraw_vni(dev.vni, out);
+            return;
+        };
+        if self.vteps.insert(dev.vni, vtep) == Some(vtep) {
+            return;
+        }
+        // New VNI or new VTEP address: (re)originate everything of the VNI.
+        self.withdraw_vni(dev.vni, out);
+        let Some(vni) = Vni::new(dev.vni) else { return };
+        let (route, attrs) = originate::imet(
+            self.rd(vni),
+            vni,
+            vtep,
+            &[originate::auto_rt(self.asn, vni)],
+        );
+        self.push(dev.vni, route, attrs, vtep, out);
+        let macs: Vec<Mac> = self
+            .macs
+            .iter()
+            .filter(|(v, _)| *v == dev.vni)
+            .map(|(_, m)| *m)
+            .collect();
+        for mac in macs {
+            self.originate_mac(dev.vni, mac, None, out);
+        }
+        let ips: Vec<(IpAddr, Mac)> = self
+            .ips
+            .iter()
+            .filter(|((v, _), _)| *v == dev.vni)
+            .map(|((_, ip), m)| (*ip, *m))
+            .collect();
+        for (ip, mac) in ips {
+            self.originate_mac(dev.vni, mac, Some(ip), out);
+        }
+    }
+
+    fn rd(&self, vni: Vni) -> evpn::RouteDistinguisher {
+        default_rd(self.router_id, vni)
+    }
+
+    fn mac_route(
+        &self,
+        vni: u32,
+        mac: Mac,
+        ip: Option<IpAddr>,
+    ) -> Option<(EvpnRoute, bgp::wire::PathAttrs)> {
+        let v = Vni::new(vni)?;
+        Some(originate::mac_ip(
+            self.rd(v),
+            v,
+            MacAddr(mac.0),
+            ip,
+            &[originate::auto_rt(self.asn, v)],
+            None,
+        ))
+    }
+
+    fn originate_mac(
+        &mut self,
+        vni: u32,
+        mac: Mac,
+        ip: Option<IpAddr>,
+        out: &mut Vec<RibInput<L2vpnEvpn>>,
+    ) {
+        let Some(&vtep) = self.vteps.get(&vni) else {
+            return;
+        };
+        if let Some((route, attrs)) = self.mac_route(vni, mac, ip) {
+            self.push(vni, route, attrs, vtep, out);
+        }
+    }
+
+    fn withdraw_mac(
+        &mut self,
+        vni: u32,
+        mac: Mac,
+        ip: Option<IpAddr>,
+        out: &mut Vec<RibInput<L2vpnEvpn>>,
+    ) {
+        if let Some((route, _)) = self.mac_route(vni, mac, ip) {
+            if let Some((_, r)) = self.originated.remove(&route.key()) {
+                out.push(RibInput::Withdraw {
+                    peer: LOCAL_PEER,
+                    nlri: vec![r],
+                });
+            }
+        }
+    }
+
+    fn withdraw_vni(&mut self, vni: u32, out: &mut Vec<RibInput<L2vpnEvpn>>) {
+        let keys: Vec<EvpnKey> = self
+            .originated
+            .iter()
+            .filter(|(_, (v, _))| *v == vni)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut nlri = Vec::new();
+        for k in keys {
+            if let Some((_, r)) = self.originated.remove(&k) {
+                nlri.push(r);
+            }
+        }
+        if !nlri.is_empty() {
+            out.push(RibInput::Withdraw {
+                peer: LOCAL_PEER,
+                nlri,
+            });
+        }
+    }
+
+    fn push(
+        &mut self,
+        vni: u32,
+        route: EvpnRoute,
+        attrs: bgp::wire::PathAttrs,
+        vtep: IpAddr,
+        out: &mut Vec<RibInput<L2vpnEvpn>>,
+    ) {
+        self.originated.insert(route.key(), (vni, route.clone()));
+        out.push(RibInput::Update {
+            peer: LOCAL_PEER,
+            attrs: RouteAttrs {
+                attrs,
+                next_hop: vtep,
+            },
+            reach: vec![route],
+        });
+    }
+}
