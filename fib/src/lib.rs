@@ -9,4 +9,5 @@ pub mod learn;
 pub mod model;
 pub mod netlink;
 pub mod plan;
+pub mod snoop;
 pub mod task;

@@ -30,6 +30,7 @@ use crate::learn::{self, NeighView};
 use crate::model::{FibOp, FloodEntry, Mac, RemoteMac, SuppressNeigh};
 use crate::netlink::{self, VniDevices};
 use crate::plan::Planner;
+use crate::snoop::{Binding, Snooper};
 
 /// Best-path batches queued towards the FIB.
 pub const FIB_QUEUE: usize = 16;
@@ -141,6 +142,8 @@ struct Fib {
     planner: Planner,
     local_macs: HashMap<(u32, Mac), u32>,
     local_ips: HashMap<(u32, IpAddr), Mac>,
+    /// Snooped bindings whose MAC is not (yet) known on a local port.
+    unplaced: HashMap<Mac, Vec<IpAddr>>,
     pending_up: HashMap<EventKey, KernelEvent>,
     failures: HashMap<u32, usize>,
     /// Entries we own found at start, removed at reconcile time unless wanted.
@@ -174,6 +177,7 @@ pub async fn run(
         planner: Planner::default(),
         local_macs: HashMap::new(),
         local_ips: HashMap::new(),
+        unplaced: HashMap::new(),
         pending_up: HashMap::new(),
         failures: HashMap::new(),
         found_owned: Vec::new(),
@@ -192,6 +196,13 @@ pub async fn run(
         "kernel state read"
     );
 
+    let mut snooper = match Snooper::open() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "no ARP/ND snooping: MAC/IP pairs come only from neighbour entries");
+            None
+        }
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = Vec::new();
@@ -222,6 +233,13 @@ pub async fn run(
                     fib.kernel_event(m).await;
                 }
             }
+            b = snoop_next(&mut snooper) => match b {
+                Ok(b) => fib.snooped(b),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ARP/ND snooping stopped");
+                    snooper = None;
+                }
+            },
             _ = tick.tick(), if busy => {
                 if fib.reconcile_at.is_some_and(|t| Instant::now() >= t) {
                     fib.reconcile().await;
@@ -231,7 +249,49 @@ pub async fn run(
     }
 }
 
+async fn snoop_next(s: &mut Option<Snooper>) -> std::io::Result<Binding> {
+    match s {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Snooped bindings kept for MACs not yet seen on a local port.
+const MAX_UNPLACED: usize = 4096;
+
 impl Fib {
+    /// A MAC/IP pair seen in ARP/ND: local if the MAC lives on a local port.
+    fn snooped(&mut self, b: Binding) {
+        let vni = self
+            .local_macs
+            .keys()
+            .find(|(_, m)| *m == b.mac)
+            .map(|(v, _)| *v);
+        match vni {
+            Some(vni) => self.local_ip(vni, b.ip, b.mac),
+            None => {
+                if self.unplaced.len() >= MAX_UNPLACED {
+                    self.unplaced.clear();
+                }
+                let ips = self.unplaced.entry(b.mac).or_default();
+                if !ips.contains(&b.ip) {
+                    ips.push(b.ip);
+                }
+            }
+        }
+    }
+
+    fn local_ip(&mut self, vni: u32, ip: IpAddr, mac: Mac) {
+        if self.local_ips.insert((vni, ip), mac) != Some(mac) {
+            self.up(KernelEvent::LocalIp {
+                vni,
+                mac,
+                ip,
+                present: true,
+            });
+        }
+    }
+
     fn devices(&self, vni: u32) -> Option<VniDevices> {
         let d = self.vnis.get(&vni)?;
         Some(VniDevices {
@@ -366,8 +426,31 @@ impl Fib {
                 } else {
                     self.local_macs.remove(&key).is_some()
                 };
-                if changed {
-                    self.up(KernelEvent::LocalMac { vni, mac, present });
+                if !changed {
+                    return;
+                }
+                self.up(KernelEvent::LocalMac { vni, mac, present });
+                if present {
+                    for ip in self.unplaced.remove(&mac).unwrap_or_default() {
+                        self.local_ip(vni, ip, mac);
+                    }
+                } else {
+                    // The VM is gone from this host: so are its addresses.
+                    let gone: Vec<IpAddr> = self
+                        .local_ips
+                        .iter()
+                        .filter(|((v, _), m)| *v == vni && **m == mac)
+                        .map(|((_, ip), _)| *ip)
+                        .collect();
+                    for ip in gone {
+                        self.local_ips.remove(&(vni, ip));
+                        self.up(KernelEvent::LocalIp {
+                            vni,
+                            mac,
+                            ip,
+                            present: false,
+                        });
+                    }
                 }
             }
             NeighView::Ip {
@@ -391,16 +474,7 @@ impl Fib {
                 };
                 let key = (vni, ip);
                 match (present && usable, mac) {
-                    (true, Some(mac)) => {
-                        if self.local_ips.insert(key, mac) != Some(mac) {
-                            self.up(KernelEvent::LocalIp {
-                                vni,
-                                mac,
-                                ip,
-                                present: true,
-                            });
-                        }
-                    }
+                    (true, Some(mac)) => self.local_ip(vni, ip, mac),
                     _ => {
                         if let Some(mac) = self.local_ips.remove(&key) {
                             self.up(KernelEvent::LocalIp {
