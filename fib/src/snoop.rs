@@ -167,7 +167,7 @@ impl Snooper {
     pub async fn next(&mut self) -> io::Result<Binding> {
         loop {
             let mut guard = self.fd.readable().await?;
-            match guard.try_io(|s| (&mut &*s.get_ref()).read(&mut self.buf)) {
+            match guard.try_io(|s| (&mut s.get_ref()).read(&mut self.buf)) {
                 Ok(Ok(n)) => {
                     if let Some(b) = self.buf.get(..n).and_then(binding) {
                         return Ok(b);
