@@ -9,7 +9,7 @@
 //!  FIB ──Vec<KernelEvent> (cap EVENT_QUEUE)──► agent ──RibCmd (await)──► RIB
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use bgp::peer::LOCAL_PEER;
@@ -29,7 +29,7 @@ pub struct Agent {
     rib_tx: mpsc::Sender<RibCmd<L2vpnEvpn>>,
     /// VNI → our VTEP address for it.
     vteps: HashMap<u32, IpAddr>,
-    macs: HashSet<(u32, Mac)>,
+    macs: HashMap<(u32, Mac), u32>,
     ips: HashMap<(u32, IpAddr), Mac>,
     /// What we originated, to withdraw exactly that.
     originated: HashMap<EvpnKey, (u32, EvpnRoute)>,
@@ -42,7 +42,7 @@ impl Agent {
             router_id,
             rib_tx,
             vteps: HashMap::new(),
-            macs: HashSet::new(),
+            macs: HashMap::new(),
             ips: HashMap::new(),
             originated: HashMap::new(),
         }
@@ -68,13 +68,30 @@ impl Agent {
             KernelEvent::VniDown(vni) => {
                 self.vteps.remove(&vni);
                 self.withdraw_vni(vni, out);
-                self.macs.retain(|(v, _)| *v != vni);
+                self.macs.retain(|(v, _), _| *v != vni);
                 self.ips.retain(|(v, _), _| *v != vni);
             }
-            KernelEvent::LocalMac { vni, mac, present } => {
+            KernelEvent::LocalMac {
+                vni,
+                mac,
+                present,
+                seq,
+            } => {
                 if present {
-                    self.macs.insert((vni, mac));
+                    let old = self.macs.insert((vni, mac), seq);
                     self.originate_mac(vni, mac, None, out);
+                    if old.is_some_and(|o| o != seq) {
+                        // Re-advertise its addresses with the new sequence too.
+                        let ips: Vec<IpAddr> = self
+                            .ips
+                            .iter()
+                            .filter(|((v, _), m)| *v == vni && **m == mac)
+                            .map(|((_, ip), _)| *ip)
+                            .collect();
+                        for ip in ips {
+                            self.originate_mac(vni, mac, Some(ip), out);
+                        }
+                    }
                 } else {
                     self.macs.remove(&(vni, mac));
                     self.withdraw_mac(vni, mac, None, out);
@@ -123,7 +140,7 @@ impl Agent {
         self.push(dev.vni, route, attrs, vtep, out);
         let macs: Vec<Mac> = self
             .macs
-            .iter()
+            .keys()
             .filter(|(v, _)| *v == dev.vni)
             .map(|(_, m)| *m)
             .collect();
@@ -158,7 +175,8 @@ impl Agent {
             MacAddr(mac.0),
             ip,
             &[originate::auto_rt(self.asn, v)],
-            None,
+            // RFC 7432 §15: the MAC's sequence goes on all its routes.
+            self.macs.get(&(vni, mac)).map(|&seq| (seq, false)),
         ))
     }
 

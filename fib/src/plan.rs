@@ -268,6 +268,14 @@ impl Planner {
         d
     }
 
+    /// The remote route that wins for a MAC, with its mobility sequence.
+    pub fn mac_winner(&self, vni: u32, mac: Mac) -> Option<(RemoteMac, u32)> {
+        let c = self.macs.get(&(vni, mac))?;
+        let w = winner(c)?;
+        let seq = c.iter().filter(|c| c.entry == w).map(|c| c.seq).max()?;
+        Some((w, seq))
+    }
+
     /// Number of routes that currently ask for a kernel entry.
     pub fn route_count(&self) -> usize {
         self.wants.len()

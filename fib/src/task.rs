@@ -56,10 +56,13 @@ pub enum KernelEvent {
     /// A VNI appeared or changed.
     VniUp(VniDevice),
     VniDown(u32),
+    /// A MAC on a local port; `seq` is the MAC-mobility sequence to advertise it
+    /// with (RFC 7432 §15.1: one more than a remote VTEP's, 0 if none has it).
     LocalMac {
         vni: u32,
         mac: Mac,
         present: bool,
+        seq: u32,
     },
     LocalIp {
         vni: u32,
@@ -140,8 +143,12 @@ struct Fib {
     links: HashMap<u32, LinkView>,
     vnis: HashMap<u32, VniDevice>,
     planner: Planner,
+    /// Local MACs with the sequence they are advertised with.
     local_macs: HashMap<(u32, Mac), u32>,
     local_ips: HashMap<(u32, IpAddr), Mac>,
+    /// Kernel operations decided outside a best-path batch (a local MAC left and a
+    /// remote entry should take over), applied with the next batch or tick.
+    deferred: Vec<FibOp>,
     /// Snooped bindings whose MAC is not (yet) known on a local port.
     unplaced: HashMap<Mac, Vec<IpAddr>>,
     pending_up: HashMap<EventKey, KernelEvent>,
@@ -178,6 +185,7 @@ pub async fn run(
         local_macs: HashMap::new(),
         local_ips: HashMap::new(),
         unplaced: HashMap::new(),
+        deferred: Vec::new(),
         pending_up: HashMap::new(),
         failures: HashMap::new(),
         found_owned: Vec::new(),
@@ -208,7 +216,8 @@ pub async fn run(
     let mut batch = Vec::new();
     loop {
         fib.flush_events(&events_tx);
-        let busy = !fib.pending_up.is_empty() || fib.reconcile_at.is_some();
+        let busy =
+            !fib.pending_up.is_empty() || fib.reconcile_at.is_some() || !fib.deferred.is_empty();
         tokio::select! {
             n = rx.recv_many(&mut batch, 64) => {
                 if n == 0 {
@@ -224,6 +233,7 @@ pub async fn run(
                 }
                 if !best.is_empty() {
                     let ops = fib.planner.apply(&best);
+                    let ops = fib.mobility(ops);
                     fib.program(&ops).await;
                 }
             }
@@ -241,6 +251,10 @@ pub async fn run(
                 }
             },
             _ = tick.tick(), if busy => {
+                if !fib.deferred.is_empty() {
+                    let ops = std::mem::take(&mut fib.deferred);
+                    fib.program(&ops).await;
+                }
                 if fib.reconcile_at.is_some_and(|t| Instant::now() >= t) {
                     fib.reconcile().await;
                 }
@@ -279,6 +293,61 @@ impl Fib {
                 }
             }
         }
+    }
+
+    /// A local MAC left this host (deleted, aged out, or moved: a remote VTEP
+    /// advertises it with a higher sequence): withdraw it and its addresses, and let
+    /// the remote entry, if any, take over in the kernel.
+    fn local_mac_gone(&mut self, vni: u32, mac: Mac) -> Vec<FibOp> {
+        let Some(seq) = self.local_macs.remove(&(vni, mac)) else {
+            return Vec::new();
+        };
+        self.up(KernelEvent::LocalMac {
+            vni,
+            mac,
+            present: false,
+            seq,
+        });
+        let gone: Vec<IpAddr> = self
+            .local_ips
+            .iter()
+            .filter(|((v, _), m)| *v == vni && **m == mac)
+            .map(|((_, ip), _)| *ip)
+            .collect();
+        for ip in gone {
+            self.local_ips.remove(&(vni, ip));
+            self.up(KernelEvent::LocalIp {
+                vni,
+                mac,
+                ip,
+                present: false,
+            });
+        }
+        self.planner
+            .mac_winner(vni, mac)
+            .map(|(m, _)| FibOp::MacSet(m))
+            .into_iter()
+            .collect()
+    }
+
+    /// RFC 7432 §15: a remote MAC entry never overrides a local MAC unless the remote
+    /// route has a higher sequence than ours, in which case the VM has moved away.
+    fn mobility(&mut self, ops: Vec<FibOp>) -> Vec<FibOp> {
+        let mut out = std::mem::take(&mut self.deferred);
+        for op in ops {
+            if let FibOp::MacSet(m) = op {
+                if let Some(&local_seq) = self.local_macs.get(&(m.vni, m.mac)) {
+                    let remote_seq = self.planner.mac_winner(m.vni, m.mac).map_or(0, |(_, s)| s);
+                    if remote_seq <= local_seq {
+                        continue; // ours is newer: the local port stays
+                    }
+                    tracing::info!(vni = m.vni, mac = %m.mac, vtep = %m.vtep, "MAC moved to another VTEP");
+                    self.local_mac_gone(m.vni, m.mac);
+                }
+            }
+            out.push(op);
+        }
+        out
     }
 
     fn local_ip(&mut self, vni: u32, ip: IpAddr, mac: Mac) {
@@ -421,36 +490,30 @@ impl Fib {
                     return;
                 };
                 let key = (vni, mac);
-                let changed = if present {
-                    self.local_macs.insert(key, ifindex).is_none()
-                } else {
-                    self.local_macs.remove(&key).is_some()
-                };
-                if !changed {
-                    return;
-                }
-                self.up(KernelEvent::LocalMac { vni, mac, present });
                 if present {
+                    if self.local_macs.contains_key(&key) {
+                        return;
+                    }
+                    // RFC 7432 §15.1: a MAC a remote VTEP advertises has moved here.
+                    let seq = self
+                        .planner
+                        .mac_winner(vni, mac)
+                        .map_or(0, |(_, s)| evpn::mobility::next_local_seq(Some(s)));
+                    self.local_macs.insert(key, seq);
+                    self.up(KernelEvent::LocalMac {
+                        vni,
+                        mac,
+                        present,
+                        seq,
+                    });
                     for ip in self.unplaced.remove(&mac).unwrap_or_default() {
                         self.local_ip(vni, ip, mac);
                     }
                 } else {
-                    // The VM is gone from this host: so are its addresses.
-                    let gone: Vec<IpAddr> = self
-                        .local_ips
-                        .iter()
-                        .filter(|((v, _), m)| *v == vni && **m == mac)
-                        .map(|((_, ip), _)| *ip)
-                        .collect();
-                    for ip in gone {
-                        self.local_ips.remove(&(vni, ip));
-                        self.up(KernelEvent::LocalIp {
-                            vni,
-                            mac,
-                            ip,
-                            present: false,
-                        });
-                    }
+                    // Anything to program now is done on the next best-path batch or
+                    // by the remote entry the kernel already holds.
+                    let ops = self.local_mac_gone(vni, mac);
+                    self.deferred.extend(ops);
                 }
             }
             NeighView::Ip {
