@@ -186,7 +186,7 @@ fn two_daemons_exchange_static_routes_from_config() {
         &dir,
         "a",
         &format!(
-            "asn = 65001\nrouter-id = \"198.19.0.1\"\nport = {pa}\nhold-time = 9\n\
+            "asn = 65001\nrouter-id = \"198.19.0.1\"\nport = {pa}\nhold-time = 9\nno-fib = true\n\
              [[neighbor]]\naddress = \"127.0.0.1\"\nport = {pb}\n\
              [[route]]\ntype = \"multicast\"\nvni = 42\n\
              [[route]]\ntype = \"mac-ip\"\nvni = 42\nmac = \"02:00:00:00:00:0a\"\nip = \"198.18.0.10\"\n"
@@ -196,7 +196,7 @@ fn two_daemons_exchange_static_routes_from_config() {
         &dir,
         "b",
         &format!(
-            "asn = 65001\nrouter-id = \"198.19.0.2\"\nport = {pb}\nhold-time = 9\n\
+            "asn = 65001\nrouter-id = \"198.19.0.2\"\nport = {pb}\nhold-time = 9\nno-fib = true\n\
              [[neighbor]]\naddress = \"127.0.0.1\"\nport = {pa}\ndescription = \"daemon a\"\n"
         ),
     );
@@ -289,6 +289,9 @@ fn two_daemons_exchange_static_routes_from_config() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("bad MAC address"), "{}", stderr(&o));
+    // A reflector-style daemon without kernel access says so.
+    let o = b.cli(&["show", "fib"]);
+    assert!(stderr(&o).contains("--no-fib"), "{}", stderr(&o));
     let o = b.cli(&["route", "del", "multicast", "--vni", "7"]);
     assert!(stderr(&o).contains("no such route"), "{}", stderr(&o));
     assert!(established());
