@@ -542,7 +542,7 @@ fn start_control_plane(lab: &mut Lab, checks: &mut Checks) {
     );
     let sock = rr_socket();
     let argv_shown = format!(
-        "vxbgp --asn {ASN} --router-id {RR_IP} --route-reflector --listen-range {UNDERLAY} --socket {}",
+        "vxbgp --asn {ASN} --router-id {RR_IP} --route-reflector --listen-range {UNDERLAY} --no-fib --socket {}",
         sock.display()
     );
     show_cmd(&format!("ip netns exec {RR} {argv_shown} &"));
@@ -559,6 +559,8 @@ fn start_control_plane(lab: &mut Lab, checks: &mut Checks) {
         "--route-reflector",
         "--listen-range",
         UNDERLAY,
+        // A dedicated reflector programs no kernel.
+        "--no-fib",
         "--socket",
         &sock_s,
         "--log",
