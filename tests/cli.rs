@@ -232,6 +232,14 @@ fn two_daemons_exchange_static_routes_from_config() {
         0
     );
 
+    // Counters add up: every UPDATE plus at least the OPEN and a KEEPALIVE.
+    let n = &a.json(&["show", "neighbors"])["neighbors"][0];
+    let (sent, updates) = (
+        n["messages_sent"].as_u64().unwrap(),
+        n["updates_sent"].as_u64().unwrap(),
+    );
+    assert!(updates >= 1 && sent >= updates + 2, "{n:#}");
+
     // The tables a person reads.
     let table = String::from_utf8(b.cli(&["show", "routes"]).stdout).unwrap();
     assert!(

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::fsm::{Fsm, FsmConfig, Output};
 use crate::af::AddressFamily;
@@ -45,11 +45,18 @@ pub(super) struct Conn {
     writer: Option<mpsc::Sender<Bytes>>,
     dctx: DecodeCtx,
     ectx: EncodeCtx,
+    /// The session's status, for counting every message this connection sends.
+    status: watch::Sender<super::NeighborStatus>,
 }
 
 impl Conn {
     /// Takes the stream, starts its writer and sends our OPEN.
-    pub fn new(stream: TcpStream, outgoing: bool, cfg: &FsmConfig) -> Conn {
+    pub fn new(
+        stream: TcpStream,
+        outgoing: bool,
+        cfg: &FsmConfig,
+        status: &watch::Sender<super::NeighborStatus>,
+    ) -> Conn {
         let _ = stream.set_nodelay(true);
         let (reader, mut write_half) = stream.into_split();
         let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
@@ -79,6 +86,7 @@ impl Conn {
             writer: Some(tx),
             dctx: DecodeCtx { as4: false, ibgp },
             ectx: EncodeCtx { as4: false },
+            status: status.clone(),
         };
         for o in outputs {
             if let Output::Send(m) = o {
@@ -155,7 +163,9 @@ impl Conn {
         if let Some(w) = &self.writer {
             // Full only if the peer stopped reading; a dropped KEEPALIVE then does not
             // matter (the write timeout ends the connection).
-            let _ = w.try_send(bytes);
+            if w.try_send(bytes).is_ok() {
+                self.status.send_modify(|s| s.messages_sent += 1);
+            }
         }
         self.fsm.sent_message(now);
     }
@@ -165,7 +175,9 @@ impl Conn {
         let mut out = BytesMut::new();
         let n = super::outbound::encode_batch::<A>(&batch, &self.ectx, &mut out);
         if let Some(w) = &self.writer {
-            let _ = w.try_send(out.freeze());
+            if w.try_send(out.freeze()).is_ok() {
+                self.status.send_modify(|s| s.messages_sent += n as u64);
+            }
         }
         self.fsm.sent_message(now);
         n
@@ -176,7 +188,9 @@ impl Conn {
         if let Some(n) = notify {
             let bytes = Message::Notification(n.clone()).to_bytes(&self.ectx);
             if let Some(w) = &self.writer {
-                let _ = w.try_send(bytes);
+                if w.try_send(bytes).is_ok() {
+                    self.status.send_modify(|s| s.messages_sent += 1);
+                }
             }
         }
         self.writer = None;

@@ -282,7 +282,7 @@ impl<A: AddressFamily> Session<A> {
     async fn serve(&mut self, stream: TcpStream, outgoing: bool) -> (Ended, Option<TcpStream>) {
         let peer_id = self.cfg.id;
         let mut slots: [Option<Conn>; 2] = [None, None];
-        slots[0] = Some(Conn::new(stream, outgoing, &self.cfg.fsm));
+        slots[0] = Some(Conn::new(stream, outgoing, &self.cfg.fsm, &self.status));
         self.set_state("OpenSent");
         let (out_tx, mut out_rx) = mpsc::channel::<OutBatch<A>>(PEER_QUEUE);
         let mut out_tx = Some(out_tx);
@@ -381,7 +381,6 @@ impl<A: AddressFamily> Session<A> {
                             let n = c.send_batch::<A>(batch, now);
                             self.status.send_modify(|s| {
                                 s.updates_sent += n as u64;
-                                s.messages_sent += n as u64;
                             });
                         }
                     }
@@ -391,7 +390,7 @@ impl<A: AddressFamily> Session<A> {
                     match (established, free) {
                         (None, Some(i)) => {
                             tracing::info!("second connection from the peer: collision check");
-                            let mut c = Conn::new(stream, false, &self.cfg.fsm);
+                            let mut c = Conn::new(stream, false, &self.cfg.fsm, &self.status);
                             if let Some(id) = remote_id {
                                 // We already know the peer's identifier: decide now.
                                 if collision::resolve(self.cfg.fsm.router_id, id) == Keep::Outgoing
@@ -405,7 +404,8 @@ impl<A: AddressFamily> Session<A> {
                         _ => {
                             // RFC 4271 §6.8: a collision with an Established connection
                             // is resolved in favour of the Established one.
-                            Conn::new(stream, false, &self.cfg.fsm).reject_collision();
+                            Conn::new(stream, false, &self.cfg.fsm, &self.status)
+                                .reject_collision();
                         }
                     }
                 }
@@ -425,7 +425,6 @@ impl<A: AddressFamily> Session<A> {
                     Output::Send(msg) => {
                         if let Some(c) = slots[i].as_mut() {
                             c.send(&msg, now);
-                            self.status.send_modify(|s| s.messages_sent += 1);
                         }
                     }
                     Output::OpenReceived { remote_id: id } => {
