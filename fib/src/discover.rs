@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use futures_util::stream::TryStreamExt;
+use netlink_packet_core::Nla;
 use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVxlan, LinkAttribute, LinkFlags,
-    LinkInfo, LinkMessage,
+    LinkInfo, LinkMessage, LinkProtoInfoBridge,
 };
+use netlink_packet_route::AddressFamily;
 use serde::Serialize;
 
 /// A vxlan device and the bridge it belongs to.
@@ -90,6 +92,39 @@ pub fn link_view(msg: &LinkMessage) -> LinkView {
         v.vxlan = Some(d);
     }
     v
+}
+
+/// Whether `msg` is a bridge-port notification (AF_BRIDGE: port state or port flags
+/// changed, port added to or removed from a bridge). Those carry no IFLA_LINKINFO, so
+/// they must never replace what an AF_UNSPEC link message said about the link.
+pub fn is_bridge_port_msg(msg: &LinkMessage) -> bool {
+    msg.header.interface_family == AddressFamily::Bridge
+}
+
+/// Applies a bridge-port notification (AF_BRIDGE RTM_NEWLINK) to a known link: only
+/// the port flags it carries (IFLA_PROTINFO) change.
+pub fn apply_bridge_port(v: &mut LinkView, msg: &LinkMessage) {
+    const IFLA_BRPORT_LEARNING: u16 = 8;
+    const IFLA_BRPORT_NEIGH_SUPPRESS: u16 = 32;
+    let Some(d) = v.vxlan.as_mut() else { return };
+    for a in &msg.attributes {
+        let LinkAttribute::ProtoInfoBridge(infos) = a else {
+            continue;
+        };
+        for i in infos {
+            let LinkProtoInfoBridge::Other(nla) = i else {
+                continue;
+            };
+            let mut value = vec![0u8; nla.value_len()];
+            nla.emit_value(&mut value);
+            let Some(&b) = value.first() else { continue };
+            match nla.kind() {
+                IFLA_BRPORT_LEARNING => d.port_learning = Some(b != 0),
+                IFLA_BRPORT_NEIGH_SUPPRESS => d.neigh_suppress = Some(b != 0),
+                _ => {}
+            }
+        }
+    }
 }
 
 fn vxlan_data(data: &[InfoVxlan]) -> VniDevice {
@@ -181,4 +216,48 @@ pub fn vnis(links: &HashMap<u32, LinkView>) -> HashMap<u32, VniDevice> {
         .filter(|d| d.bridge_ifindex.is_some() && d.vni != 0)
         .map(|d| (d.vni, d))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::DefaultNla;
+
+    fn vxlan_view() -> LinkView {
+        let mut d = vxlan_data(&[InfoVxlan::Id(42), InfoVxlan::Learning(false)]);
+        d.name = "vxlan0".into();
+        d.ifindex = 4;
+        d.bridge_ifindex = Some(3);
+        d.port_learning = Some(false);
+        d.neigh_suppress = Some(true);
+        LinkView {
+            ifindex: 4,
+            name: "vxlan0".into(),
+            master: Some(3),
+            mac: None,
+            is_bridge: false,
+            vxlan: Some(d),
+        }
+    }
+
+    #[test]
+    fn bridge_port_notification_keeps_the_vni_and_updates_port_flags() {
+        // What the kernel sends when the port enters forwarding state or its flags
+        // change: AF_BRIDGE, no IFLA_LINKINFO.
+        let mut msg = LinkMessage::default();
+        msg.header.interface_family = AddressFamily::Bridge;
+        msg.header.index = 4;
+        msg.attributes.push(LinkAttribute::IfName("vxlan0".into()));
+        msg.attributes.push(LinkAttribute::Controller(3));
+        msg.attributes.push(LinkAttribute::ProtoInfoBridge(vec![
+            LinkProtoInfoBridge::Other(DefaultNla::new(32, vec![0])),
+        ]));
+        assert!(is_bridge_port_msg(&msg));
+        let mut links = HashMap::from([(4, vxlan_view())]);
+        apply_bridge_port(links.get_mut(&4).unwrap(), &msg);
+        let vnis = vnis(&links);
+        assert_eq!(vnis[&42].neigh_suppress, Some(false));
+        assert_eq!(vnis[&42].port_learning, Some(false));
+        assert!(!is_bridge_port_msg(&LinkMessage::default()));
+    }
 }

@@ -612,6 +612,16 @@ impl Fib {
 
     async fn kernel_event(&mut self, m: RouteNetlinkMessage) {
         match m {
+            // Bridge-port notifications (AF_BRIDGE; e.g. the port entering forwarding
+            // state) lack the link info: they only update port flags, and a port
+            // leaving its bridge is also reported by an AF_UNSPEC message.
+            RouteNetlinkMessage::NewLink(l) if discover::is_bridge_port_msg(&l) => {
+                if let Some(v) = self.links.get_mut(&l.header.index) {
+                    discover::apply_bridge_port(v, &l);
+                    self.vnis_changed().await;
+                }
+            }
+            RouteNetlinkMessage::DelLink(l) if discover::is_bridge_port_msg(&l) => {}
             RouteNetlinkMessage::NewLink(l) => {
                 let v = discover::link_view(&l);
                 self.links.insert(v.ifindex, v);
