@@ -6,6 +6,7 @@
 
 use super::proc::{self, Child};
 use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -103,12 +104,25 @@ impl Drop for Netns {
         // Everything inside was started by this harness for this test: stop it all, by PID,
         // before deleting the namespace (a namespace with live processes outlives `ip netns
         // del` together with its veths).
+        // A listed PID is signalled only while it still lives in this namespace: under load
+        // PIDs wrap, and a reused one may belong to another test by the time we get to it.
+        let ns_inode = std::fs::metadata(format!("/run/netns/{}", self.name))
+            .map(|m| m.ino())
+            .ok();
+        let in_ns = |pid: u32| {
+            let ino = std::fs::metadata(format!("/proc/{pid}/ns/net"))
+                .map(|m| m.ino())
+                .ok();
+            ino.is_some() && ino == ns_inode
+        };
         let pids = self.pids();
         for &pid in &pids {
-            proc::signal(pid, "TERM");
+            if in_ns(pid) {
+                proc::signal(pid, "TERM");
+            }
         }
         for pid in pids {
-            proc::terminate(pid, proc::GRACE);
+            proc::terminate_if(pid, proc::GRACE, in_ns);
         }
         let out = proc::run(Command::new("ip").args(["netns", "del", &self.name]));
         if !out.status.success() {

@@ -93,6 +93,27 @@ pub fn terminate(pid: u32, grace: Duration) {
     }
 }
 
+/// Like [`terminate`], but signals `pid` only while `still_ours(pid)` holds: a PID read
+/// from a list may exit and be reused by another test's process before we get to it.
+pub fn terminate_if(pid: u32, grace: Duration, still_ours: impl Fn(u32) -> bool) {
+    let ours = |p| pid_alive(p) && still_ours(p);
+    if !ours(pid) {
+        return;
+    }
+    signal(pid, "TERM");
+    let deadline = Instant::now() + grace;
+    while ours(pid) && Instant::now() < deadline {
+        sleep(Duration::from_millis(50));
+    }
+    if ours(pid) {
+        signal(pid, "KILL");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while ours(pid) && Instant::now() < deadline {
+            sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// The last `max_lines` lines of a file, or a note that it could not be read.
 pub fn tail(path: &Path, max_lines: usize) -> String {
     match std::fs::read(path) {
