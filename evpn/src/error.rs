@@ -239,6 +239,26 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Serialize as the `Display` text and deserialize through `FromStr`, so JSON carries
+/// identifiers the way a person writes them ("65001:42", "aa:bb:cc:dd:ee:ff").
+macro_rules! serde_as_text {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use serde_as_text;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use bytes::BytesMut;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{array, PResult, ParseTextError};
 use crate::vni::parse_hex_octets;
@@ -75,18 +74,7 @@ impl FromStr for Esi {
     }
 }
 
-impl Serialize for Esi {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Esi {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::error::serde_as_text!(Esi);
 
 #[cfg(test)]
 mod tests {

@@ -36,7 +36,7 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use bgp::wire::ExtCommunity;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 
 use crate::error::{hex, ParseTextError};
 use crate::rd::parse_dec;
@@ -178,18 +178,7 @@ impl FromStr for RouteTarget {
     }
 }
 
-impl Serialize for RouteTarget {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for RouteTarget {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::error::serde_as_text!(RouteTarget);
 
 /// An extended community as EVPN reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -20,7 +20,6 @@ use std::net::Ipv4Addr;
 use std::str::FromStr;
 
 use bytes::BytesMut;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{array, hex, PResult, ParseTextError};
 
@@ -137,18 +136,7 @@ pub(crate) fn parse_dec<T: FromStr>(s: &str) -> Option<T> {
     s.parse().ok()
 }
 
-impl Serialize for RouteDistinguisher {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for RouteDistinguisher {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::error::serde_as_text!(RouteDistinguisher);
 
 #[cfg(test)]
 mod tests {
