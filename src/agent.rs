@@ -119,8 +119,9 @@ impl Agent {
     }
 
     fn vni_up(&mut self, dev: &VniDevice, out: &mut Vec<RibInput<L2vpnEvpn>>) {
-        let Some(vtep) = dev.local else {
-            // Without `local` there is no next hop to advertise (discover.rs warns).
+        let Some(vtep) = dev.local.filter(|_| dev.up) else {
+            // Without `local` there is no next hop to advertise (discover.rs warns);
+            // a device that is down forwards nothing, so others must not send to it.
             self.vteps.remove(&dev.vni);
             self.withdraw_vni(dev.vni, out);
             return;
