@@ -253,3 +253,127 @@ impl Agent {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent() -> Agent {
+        let (tx, _rx) = mpsc::channel(1);
+        Agent::new(65001, Ipv4Addr::new(198, 19, 0, 1), tx)
+    }
+
+    fn dev(up: bool) -> VniDevice {
+        VniDevice {
+            vni: 42,
+            name: "vxlan0".into(),
+            ifindex: 5,
+            bridge_ifindex: Some(4),
+            local: Some("198.19.0.1".parse().unwrap()),
+            group: None,
+            learning: false,
+            dstport: 4789,
+            up,
+            port_learning: Some(false),
+            neigh_suppress: Some(true),
+        }
+    }
+
+    /// (prefix, next hop) of every update, and the prefixes withdrawn.
+    fn summary(out: &[RibInput<L2vpnEvpn>]) -> (Vec<String>, Vec<String>) {
+        let mut adds = Vec::new();
+        let mut dels = Vec::new();
+        for i in out {
+            match i {
+                RibInput::Update { attrs, reach, .. } => {
+                    adds.extend(reach.iter().map(|r| format!("{r} via {}", attrs.next_hop)))
+                }
+                RibInput::Withdraw { nlri, .. } => dels.extend(nlri.iter().map(|r| r.to_string())),
+                _ => {}
+            }
+        }
+        (adds, dels)
+    }
+
+    const MAC: Mac = Mac([2, 0, 0, 0, 0, 7]);
+
+    #[test]
+    fn vni_and_local_macs_become_routes_and_go_with_the_vni() {
+        let mut a = agent();
+        let mut out = Vec::new();
+        // A MAC learned before its VNI is known waits for the VTEP address.
+        a.event(
+            KernelEvent::LocalMac {
+                vni: 42,
+                mac: MAC,
+                present: true,
+                seq: 0,
+            },
+            &mut out,
+        );
+        assert!(out.is_empty());
+        a.event(KernelEvent::VniUp(dev(true)), &mut out);
+        let ip: IpAddr = "198.18.0.7".parse().unwrap();
+        a.event(
+            KernelEvent::LocalIp {
+                vni: 42,
+                mac: MAC,
+                ip,
+                present: true,
+            },
+            &mut out,
+        );
+        let (adds, dels) = summary(&out);
+        assert_eq!(
+            adds,
+            vec![
+                "[3]:[0]:[32]:[198.19.0.1] via 198.19.0.1",
+                "[2]:[0]:[48]:[02:00:00:00:00:07] via 198.19.0.1",
+                "[2]:[0]:[48]:[02:00:00:00:00:07]:[32]:[198.18.0.7] via 198.19.0.1",
+            ]
+        );
+        assert!(dels.is_empty());
+        out.clear();
+        // The device goes down: everything of the VNI is withdrawn.
+        a.event(KernelEvent::VniUp(dev(false)), &mut out);
+        let (adds, dels) = summary(&out);
+        assert!(adds.is_empty());
+        assert_eq!(dels.len(), 3, "{dels:?}");
+        out.clear();
+        // Up again: all of it comes back.
+        a.event(KernelEvent::VniUp(dev(true)), &mut out);
+        assert_eq!(summary(&out).0.len(), 3);
+    }
+
+    #[test]
+    fn rfc7432_15_moved_in_mac_carries_its_sequence_on_every_route() {
+        let mut a = agent();
+        let mut out = Vec::new();
+        a.event(KernelEvent::VniUp(dev(true)), &mut out);
+        out.clear();
+        a.event(
+            KernelEvent::LocalMac {
+                vni: 42,
+                mac: MAC,
+                present: true,
+                seq: 3,
+            },
+            &mut out,
+        );
+        let RibInput::Update { attrs, .. } = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(evpn::mobility::seq_of(&attrs.attrs), 3);
+        out.clear();
+        a.event(
+            KernelEvent::LocalMac {
+                vni: 42,
+                mac: MAC,
+                present: false,
+                seq: 3,
+            },
+            &mut out,
+        );
+        assert_eq!(summary(&out).1, vec!["[2]:[0]:[48]:[02:00:00:00:00:07]"]);
+    }
+}
