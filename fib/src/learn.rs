@@ -48,6 +48,11 @@ pub fn neigh_view(m: &NeighbourMessage) -> Option<NeighView> {
             NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
                 dst = Some(IpAddr::V6(*a));
             }
+            // AF_BRIDGE (vxlan FDB) messages: the packet crate parses NDA_DST by the
+            // message's family, so the remote VTEP arrives as raw bytes.
+            NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => {
+                dst = ip_of_bytes(b);
+            }
             _ => {}
         }
     }
@@ -83,6 +88,14 @@ pub fn neigh_view(m: &NeighbourMessage) -> Option<NeighView> {
     }
 }
 
+/// An IPv4 or IPv6 address from its 4 or 16 octets.
+fn ip_of_bytes(b: &[u8]) -> Option<IpAddr> {
+    if let Ok(a) = <[u8; 4]>::try_from(b) {
+        return Some(IpAddr::from(a));
+    }
+    <[u8; 16]>::try_from(b).ok().map(IpAddr::from)
+}
+
 /// The bridge FDB and the IP neighbours, as they are now.
 pub async fn dump_neighbours(handle: &rtnetlink::Handle) -> Result<Vec<NeighView>, String> {
     let mut out = Vec::new();
@@ -105,4 +118,43 @@ pub async fn dump_neighbours(handle: &rtnetlink::Handle) -> Result<Vec<NeighView
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vxlan_fdb_entry_keeps_its_remote_vtep() {
+        // An AF_BRIDGE message as the kernel dumps a vxlan FDB entry: NDA_DST comes
+        // back from the packet crate as raw bytes.
+        let mut m = NeighbourMessage::default();
+        m.header.family = AddressFamily::Bridge;
+        m.header.ifindex = 6;
+        m.header.flags = NeighbourFlags::Own | NeighbourFlags::ExtLearned;
+        m.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(vec![2, 0, 0, 0, 0, 1]));
+        m.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Other(
+                vec![198, 19, 0, 3],
+            )));
+        let Some(NeighView::Fdb {
+            dst,
+            own,
+            ext_learned,
+            ..
+        }) = neigh_view(&m)
+        else {
+            panic!("not an FDB entry");
+        };
+        assert_eq!(dst, Some("198.19.0.3".parse().unwrap()));
+        assert!(own && ext_learned);
+        let v6: std::net::Ipv6Addr = "2001:db8::3".parse().unwrap();
+        m.attributes[1] =
+            NeighbourAttribute::Destination(NeighbourAddress::Other(v6.octets().to_vec()));
+        let Some(NeighView::Fdb { dst, .. }) = neigh_view(&m) else {
+            panic!("not an FDB entry");
+        };
+        assert_eq!(dst, Some(IpAddr::V6(v6)));
+    }
 }
