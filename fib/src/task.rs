@@ -448,7 +448,9 @@ impl Fib {
             .append_info_data(InfoBridgePort::Learning(false))
             .append_info_data(InfoBridgePort::NeighSupress(true))
             .build();
-        match self.handle.link().set(msg).execute().await {
+        // Bridge-port attributes (IFLA_INFO_PORT_DATA) are applied by RTM_NEWLINK
+        // only; RTM_SETLINK (`link().set()`) ignores them and still acks.
+        match self.handle.link().set_port(msg).execute().await {
             Ok(()) => {
                 tracing::info!(device = %dev.name, "bridge port set to learning off, neigh_suppress on")
             }
