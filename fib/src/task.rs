@@ -420,8 +420,25 @@ impl Fib {
                 self.fix_port(dev).await;
             }
             let appeared = old.get(vni).map(|o| o.ifindex) != Some(dev.ifindex);
-            if appeared {
+            // A vxlan device that goes down loses its FDB entries that are not
+            // permanent (our remote MACs), and a bridge that loses its last port up
+            // loses its neighbours: program everything again when it comes back up.
+            let came_up = dev.up && old.get(vni).is_some_and(|o| !o.up);
+            // The same device moved to another bridge: the old bridge keeps our
+            // suppression entries unless we remove them; the new one needs them.
+            let moved = !appeared
+                && old
+                    .get(vni)
+                    .is_some_and(|o| o.bridge_ifindex != dev.bridge_ifindex);
+            if let Some(o) = old.get(vni).filter(|_| moved || appeared) {
+                self.unprogram_neighs(*vni, o).await;
+            }
+            if appeared || moved {
                 tracing::info!(vni, device = %dev.name, local = ?dev.local, "VNI found");
+            } else if came_up {
+                tracing::info!(vni, device = %dev.name, "VNI up again: reprogramming it");
+            }
+            if appeared || came_up || moved {
                 let ops = self.planner.desired(Some(*vni)).install_ops();
                 self.program(&ops).await;
             }
@@ -430,6 +447,7 @@ impl Fib {
         for vni in old.keys() {
             if !self.vnis.contains_key(vni) {
                 tracing::info!(vni, "VNI gone");
+                self.unprogram_neighs(*vni, &old[vni]).await;
                 self.local_macs.retain(|(v, _), _| v != vni);
                 self.local_ips.retain(|(v, _), _| v != vni);
                 self.pending_up.retain(
@@ -440,6 +458,39 @@ impl Fib {
         }
         let vteps: HashSet<IpAddr> = self.vnis.values().filter_map(|d| d.local).collect();
         self.planner.set_local_vteps(vteps);
+    }
+
+    /// Removes the suppression entries of `vni` from the bridge `old` was a port of,
+    /// now that the VNI's device is gone from it: nothing stays programmed for a VNI
+    /// without a device there (the FDB entries go with the device or the port).
+    async fn unprogram_neighs(&mut self, vni: u32, old: &VniDevice) {
+        let Some(bridge) = old.bridge_ifindex else {
+            return;
+        };
+        if !self.links.contains_key(&bridge) {
+            return; // the bridge is gone, and its neighbours with it
+        }
+        let ops: Vec<FibOp> = self
+            .planner
+            .desired(Some(vni))
+            .neighs
+            .into_iter()
+            .map(FibOp::NeighDel)
+            .collect();
+        if ops.is_empty() {
+            return;
+        }
+        let dev = VniDevices {
+            vxlan_ifindex: old.ifindex,
+            bridge_ifindex: bridge,
+        };
+        let report = netlink::apply(&self.handle, &ops, |_| Some(dev)).await;
+        *self.failures.entry(vni).or_default() += report.failed.len();
+        tracing::debug!(
+            vni,
+            removed = report.done,
+            "suppression entries of a VNI that left its bridge"
+        );
     }
 
     async fn fix_port(&self, dev: &VniDevice) {
