@@ -1013,14 +1013,18 @@ fn converge(lab: &mut Lab, checks: &mut Checks) {
         say(&lab.logs());
     }
 
-    say(
+    say(&format!(
         "\nA MAC alone does not give ARP suppression: for that every host must know which IP\n\
-         address goes with which MAC. vxbgp's hosts' bridges have no IP address, so their\n\
-         kernels keep no neighbour table for the VMs; vxbgp snoops the ARP packets the VMs\n\
-         send instead.\n\
+         address goes with which MAC. {}, so the kernel keeps no neighbour\n\
+         table for the VMs; vxbgp snoops the ARP packets the VMs send instead.\n\
          Each VM announces itself once, as a hypervisor does for a VM it starts or moves\n\
          (a gratuitous ARP: \"198.18.0.x is at 02:00:00:00:00:0x\"):",
-    );
+        if lab.with_frr {
+            "The bridges of hosts 1 and 2 have no IP address"
+        } else {
+            "The bridges have no IP address"
+        }
+    ));
     let announced = Instant::now();
     show_cmd("ip netns exec lab-vm1 arping -U -c1 -I eth0 198.18.0.2");
     // In the background: arping -U waits a second after sending before it exits.
@@ -1099,32 +1103,31 @@ fn converge(lab: &mut Lab, checks: &mut Checks) {
     let v6 = routes
         .iter()
         .any(|r| r["ip"].as_str().is_some_and(|ip| ip.contains(':')));
-    say(&format!(
+    let mut legend = String::from(
         "How to read it:\n\
          \x20 [3]:[0]:[32]:[198.19.0.x]: a host's type-3 route; its PMSI attribute says\n\
          \x20   \"ingress-replication\": send me my own copy of every flooded frame.\n\
          \x20 [2]:[0]:[48]:[MAC]: type 2 without IP: where a MAC lives (learned from the bridge).\n\
          \x20 [2]:[0]:[48]:[MAC]:[32]:[IP]: type 2 with IP: the same MAC and its IPv4 address\n\
-         \x20   (from the snooped ARP{}): what ARP suppression needs.{}\n\
-         \x20 RD 198.19.0.x:42 = originating host : VNI{}; RT:65001:42 = the VNI's route target;\n\
+         \x20   (from the snooped ARP): what ARP suppression needs.\n",
+    );
+    if lab.with_frr {
+        legend.push_str("\x20   Host 3's (FRR) come from its kernel's neighbour table.\n");
+    }
+    if v6 {
+        legend.push_str(
+            "\x20 [2]:...:[128]:[fe80::...]: the same for IPv6 (snooped neighbour discovery).\n",
+        );
+    }
+    legend.push_str(
+        "\x20 RD 198.19.0.x:42 = originating host : VNI; RT:65001:42 = the VNI's route target;\n\
          \x20 ET:8 = VXLAN encapsulation. Next hop = the originating host's VTEP: the reflector\n\
          \x20 does not change it, so traffic goes host to host, never through lab-rr.",
-        if lab.with_frr {
-            "; host 3's from FRR's neighbour table"
-        } else {
-            ""
-        },
-        if lab.with_frr {
-            " (FRR numbers its RDs\n\x20   its own way: 198.19.0.4:2)"
-        } else {
-            ""
-        },
-        if v6 {
-            "\n\x20 [2]:...:[128]:[fe80::...]: the same for IPv6 (snooped neighbour discovery)."
-        } else {
-            ""
-        }
-    ));
+    );
+    if lab.with_frr {
+        legend.push_str("\n\x20 (FRR numbers its RDs its own way: 198.19.0.4:2.)");
+    }
+    say(&legend);
     let h1 = &HOSTS[0];
     say("\nWhat vxbgp programmed on host 1:");
     lab.show(h1.ns, "show fib");
@@ -1354,13 +1357,13 @@ fn traffic(lab: &mut Lab, checks: &mut Checks) {
         "broadcast",
         &format!("ip netns exec {vm1} ping -n -b -c 2 -W 2 198.18.0.255"),
     );
-    answered(
-        "multicast",
-        &format!("ip netns exec {vm1} ping -n -t 1 -c 2 -W 2 -I eth0 224.0.0.1"),
-    );
     say(
         "  (-I eth0: the VM has no route for multicast, so the interface is named; -t 1: a TTL\n\
          \x20 of 1, as for any multicast that must stay on the local network.)",
+    );
+    answered(
+        "multicast",
+        &format!("ip netns exec {vm1} ping -n -t 1 -c 2 -W 2 -I eth0 224.0.0.1"),
     );
     let pkts = lab.capture_stop();
     let is_ping = |p: &Captured| p.inner.contains("ICMP echo");
@@ -1888,7 +1891,7 @@ fn summary(lab: &Lab, checks: &mut Checks) {
 
 fn usage() {
     println!(
-        "Usage: cargo run --example lab [-- --frr] [-- --keep | --clean]  (as root)\n\n\
+        "Usage: cargo run --example lab [-- [--frr] [--keep | --clean]]  (as root)\n\n\
          Builds a VXLAN lab in network namespaces (vxbgp on three hosts and as their BGP EVPN\n\
          route reflector), checks it step by step and removes it again.\n\n\
          \x20 --frr    host 3 runs FRR instead of vxbgp (interoperability)\n\
