@@ -283,15 +283,18 @@ impl Fib {
             .map(|(v, _)| *v);
         match vni {
             Some(vni) => self.local_ip(vni, b.ip, b.mac),
-            None => {
-                if self.unplaced.len() >= MAX_UNPLACED {
-                    self.unplaced.clear();
-                }
-                let ips = self.unplaced.entry(b.mac).or_default();
-                if !ips.contains(&b.ip) {
-                    ips.push(b.ip);
-                }
-            }
+            None => self.unplace(b.mac, b.ip),
+        }
+    }
+
+    /// Keeps an address seen for a MAC not (yet) on a local port.
+    fn unplace(&mut self, mac: Mac, ip: IpAddr) {
+        if self.unplaced.len() >= MAX_UNPLACED {
+            self.unplaced.clear();
+        }
+        let ips = self.unplaced.entry(mac).or_default();
+        if !ips.contains(&ip) {
+            ips.push(ip);
         }
     }
 
@@ -351,6 +354,21 @@ impl Fib {
     }
 
     fn local_ip(&mut self, vni: u32, ip: IpAddr, mac: Mac) {
+        // Only a MAC on a local port makes an address local: a neighbour entry for a
+        // remote host (the bridge talked to it, or one added by hand) is not ours to
+        // advertise. It is kept until its MAC shows up on a local port.
+        if !self.local_macs.contains_key(&(vni, mac)) {
+            if let Some(old) = self.local_ips.remove(&(vni, ip)) {
+                self.up(KernelEvent::LocalIp {
+                    vni,
+                    mac: old,
+                    ip,
+                    present: false,
+                });
+            }
+            self.unplace(mac, ip);
+            return;
+        }
         if self.local_ips.insert((vni, ip), mac) != Some(mac) {
             self.up(KernelEvent::LocalIp {
                 vni,
