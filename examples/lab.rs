@@ -1867,12 +1867,13 @@ fn summary(lab: &Lab, checks: &mut Checks) {
         failures == 0,
         "the kernel accepted every entry vxbgp programmed (0 failures)",
     );
-    say(
+    say(&format!(
         "The VMs talk across the overlay with unicast VXLAN only, broadcast and multicast\n\
          reach every VM by head-end replication, ARP for known VMs stays on the local host,\n\
-         and a VM that moves is followed within a fraction of a second. Nothing was configured\n\
-         on the hosts but the reflector's address.",
-    );
+         and a VM that moves is followed within a fraction of a second. vxbgp was told\n\
+         nothing on the {} but the reflector's address.",
+        if lab.with_frr { "vxbgp hosts" } else { "hosts" }
+    ));
     let failed = checks.failed();
     if failed == 0 {
         say(&format!("\nAll {} checks passed ✓", checks.0.len()));
