@@ -146,6 +146,9 @@ struct Fib {
     /// Local MACs with the sequence they are advertised with.
     local_macs: HashMap<(u32, Mac), u32>,
     local_ips: HashMap<(u32, IpAddr), Mac>,
+    /// The local IPs that a kernel neighbour entry taught (not snooping): only these
+    /// go when a neighbour entry fails or is deleted.
+    neigh_ips: HashSet<(u32, IpAddr)>,
     /// Kernel operations decided outside a best-path batch (a local MAC left and a
     /// remote entry should take over), applied with the next batch or tick.
     deferred: Vec<FibOp>,
@@ -184,6 +187,7 @@ pub async fn run(
         planner: Planner::default(),
         local_macs: HashMap::new(),
         local_ips: HashMap::new(),
+        neigh_ips: HashSet::new(),
         unplaced: HashMap::new(),
         deferred: Vec::new(),
         pending_up: HashMap::new(),
@@ -319,6 +323,7 @@ impl Fib {
             .collect();
         for ip in gone {
             self.local_ips.remove(&(vni, ip));
+            self.neigh_ips.remove(&(vni, ip));
             self.up(KernelEvent::LocalIp {
                 vni,
                 mac,
@@ -468,6 +473,7 @@ impl Fib {
                 self.unprogram_neighs(*vni, &old[vni]).await;
                 self.local_macs.retain(|(v, _), _| v != vni);
                 self.local_ips.retain(|(v, _), _| v != vni);
+                self.neigh_ips.retain(|(v, _)| v != vni);
                 self.pending_up.retain(
                     |k, _| !matches!(k, EventKey::Mac(v, _) | EventKey::Ip(v, _) if v == vni),
                 );
@@ -608,8 +614,19 @@ impl Fib {
                 };
                 let key = (vni, ip);
                 match (present && usable, mac) {
-                    (true, Some(mac)) => self.local_ip(vni, ip, mac),
+                    (true, Some(mac)) => {
+                        self.neigh_ips.insert(key);
+                        self.local_ip(vni, ip, mac);
+                    }
                     _ => {
+                        // Only an address a neighbour entry taught goes with it. When
+                        // we delete one of our own suppression entries the kernel
+                        // reports it FAILED, then deleted, without NTF_EXT_LEARNED:
+                        // that must not withdraw the same address that snooping just
+                        // learned here (a VM that moved in from the route's VTEP).
+                        if !self.neigh_ips.remove(&key) {
+                            return;
+                        }
                         if let Some(mac) = self.local_ips.remove(&key) {
                             self.up(KernelEvent::LocalIp {
                                 vni,
