@@ -80,8 +80,10 @@ impl Agent {
                 if present {
                     let old = self.macs.insert((vni, mac), seq);
                     self.originate_mac(vni, mac, None, out);
-                    if old.is_some_and(|o| o != seq) {
-                        // Re-advertise its addresses with the new sequence too.
+                    if old != Some(seq) {
+                        // Re-advertise its addresses with the new sequence too (also
+                        // when they were learned before the MAC: they went out without
+                        // the MAC's sequence, RFC 7432 §15 wants it on every route).
                         let ips: Vec<IpAddr> = self
                             .ips
                             .iter()
@@ -343,6 +345,52 @@ mod tests {
         // Up again: all of it comes back.
         a.event(KernelEvent::VniUp(dev(true)), &mut out);
         assert_eq!(summary(&out).0.len(), 3);
+    }
+
+    #[test]
+    fn rfc7432_15_address_learned_before_its_moved_in_mac_gets_the_sequence() {
+        let mut a = agent();
+        let mut out = Vec::new();
+        a.event(KernelEvent::VniUp(dev(true)), &mut out);
+        out.clear();
+        let ip: IpAddr = "198.18.0.7".parse().unwrap();
+        // The FIB's events of one batch may come in any order: the address first.
+        a.event(
+            KernelEvent::LocalIp {
+                vni: 42,
+                mac: MAC,
+                ip,
+                present: true,
+            },
+            &mut out,
+        );
+        a.event(
+            KernelEvent::LocalMac {
+                vni: 42,
+                mac: MAC,
+                present: true,
+                seq: 2,
+            },
+            &mut out,
+        );
+        let last_seq = |prefix: &str| {
+            out.iter()
+                .rev()
+                .find_map(|i| match i {
+                    RibInput::Update { attrs, reach, .. }
+                        if reach.iter().any(|r| r.to_string() == prefix) =>
+                    {
+                        Some(evpn::mobility::seq_of(&attrs.attrs))
+                    }
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("{prefix} not advertised: {out:?}"))
+        };
+        assert_eq!(last_seq("[2]:[0]:[48]:[02:00:00:00:00:07]"), 2);
+        assert_eq!(
+            last_seq("[2]:[0]:[48]:[02:00:00:00:00:07]:[32]:[198.18.0.7]"),
+            2
+        );
     }
 
     #[test]

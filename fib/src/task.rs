@@ -419,8 +419,13 @@ impl Fib {
         }
         if let Ok(permit) = tx.try_reserve() {
             let mut v: Vec<KernelEvent> = self.pending_up.drain().map(|(_, e)| e).collect();
-            // VNIs first, so the agent knows the VTEP address before the MACs.
-            v.sort_by_key(|e| !matches!(e, KernelEvent::VniUp(_) | KernelEvent::VniDown(_)));
+            // VNIs first, so the agent knows the VTEP address before the MACs; MACs
+            // before their addresses, so those go out with the MAC's mobility sequence.
+            v.sort_by_key(|e| match e {
+                KernelEvent::VniUp(_) | KernelEvent::VniDown(_) => 0,
+                KernelEvent::LocalMac { .. } => 1,
+                KernelEvent::LocalIp { .. } => 2,
+            });
             permit.send(v);
         }
     }
