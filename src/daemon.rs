@@ -76,6 +76,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let rib = Rib::<L2vpnEvpn>::new(local.clone());
     // The host agent: the FIB follows and programs the kernel, the agent turns what
     // lives on this host into routes.
+    let mut kernel_tasks = Vec::new();
     let fib_tx = if settings.fib {
         let (fib_tx, fib_rx) = mpsc::channel(FIB_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
@@ -83,13 +84,13 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             fix_ports: settings.fix_ports,
             reconcile_after: RECONCILE_AFTER,
         };
-        tokio::spawn(async move {
+        kernel_tasks.push(tokio::spawn(async move {
             if let Err(e) = fib_task::run(cfg, fib_rx, ev_tx).await {
                 tracing::error!(error = %e, "kernel programming stopped");
             }
-        });
+        }));
         let agent = Agent::new(settings.asn, router_id, rib_tx.clone());
-        tokio::spawn(agent.run(ev_rx));
+        kernel_tasks.push(tokio::spawn(agent.run(ev_rx)));
         Some(fib_tx)
     } else {
         None
@@ -208,6 +209,12 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         _ = int.recv() => {}
     }
     tracing::info!("shutting down");
+    // The kernel keeps what is programmed: the FIB stops before the sessions, so their
+    // withdrawals never reach it, and the data plane runs on until the next start
+    // reconciles (as after kill -9).
+    for t in kernel_tasks {
+        t.abort();
+    }
     listener_task.abort();
     control_task.abort();
     let sessions = peers.lock().map(|mut t| t.take_all()).unwrap_or_default();

@@ -1132,3 +1132,29 @@ fn local_macs_and_vni_become_routes() {
     );
     drop(vm);
 }
+
+/// A clean stop (SIGTERM) closes the sessions with Cease but leaves the kernel as it
+/// is: the data plane keeps forwarding until the next start reconciles.
+#[test]
+fn sigterm_leaves_the_kernel_entries_in_place() {
+    if !require_root() {
+        return;
+    }
+    let mut lab = Lab::new(&[]);
+    let v1 = lab.vtep(10);
+    let (m1, ip1) = (lab.mac(1), lab.ip4(11));
+    lab.multicast("add", &v1);
+    lab.mac_ip("add", &m1, Some(&ip1), &v1);
+    let all = Expect::default().flood(&v1).mac(&m1, &v1).neigh(&ip1, &m1);
+    lab.wait_kernel(&all, "before the stop");
+    lab.a.stop(false);
+    // Give a wrongly ordered shutdown time to show: withdrawals would be programmed
+    // within milliseconds.
+    std::thread::sleep(Duration::from_secs(1));
+    let k = read_kernel(lab.u.host(0));
+    assert!(
+        all.matches(&k, true),
+        "SIGTERM removed kernel entries: {}",
+        diff(&all.ours(true), &k.ours())
+    );
+}
