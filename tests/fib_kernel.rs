@@ -1158,3 +1158,30 @@ fn sigterm_leaves_the_kernel_entries_in_place() {
         diff(&all.ours(true), &k.ours())
     );
 }
+
+/// The kernel flushes a bridge's neighbour table when the bridge's MAC changes (a port
+/// joins or leaves a bridge without a fixed MAC) or it goes down: vxbgp puts back the
+/// suppression entries routes still ask for.
+#[test]
+fn entries_the_kernel_flushes_are_put_back() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(&[]);
+    let v1 = lab.vtep(10);
+    let (m1, ip1, ip6) = (lab.mac(1), lab.ip4(11), lab.ip6(11));
+    lab.multicast("add", &v1);
+    lab.mac_ip("add", &m1, Some(&ip1), &v1);
+    lab.mac_ip("add", &m1, Some(&ip6), &v1);
+    let all = Expect::default()
+        .flood(&v1)
+        .mac(&m1, &v1)
+        .neigh(&ip1, &m1)
+        .neigh(&ip6, &m1);
+    lab.wait_kernel(&all, "before the flush");
+    let ha = lab.u.host(0);
+    ha.run_ok("ip link set br0 address 02:00:00:00:0b:01");
+    lab.wait_kernel(&all, "after the bridge's MAC changed");
+    ha.run_ok("ip link set br0 down && ip link set br0 up");
+    lab.wait_kernel(&all, "after the bridge went down and up");
+}

@@ -646,6 +646,40 @@ impl Fib {
         }
     }
 
+    /// An entry the kernel deleted that routes still ask for, as the op that puts it
+    /// back. The kernel flushes entries on its own: a bridge forgets its neighbours
+    /// when its MAC address changes (a port joined or left) or it goes down. Our own
+    /// deletions never come back here: the planner no longer wants those entries.
+    fn restore(&self, n: &NeighView) -> Option<FibOp> {
+        let op = match *n {
+            NeighView::Fdb {
+                ifindex, mac, dst, ..
+            } => {
+                let vni = self.vnis.values().find(|d| d.ifindex == ifindex)?.vni;
+                if mac == Mac::ZERO {
+                    let e = FloodEntry { vni, vtep: dst? };
+                    self.planner.wants_flood(&e).then_some(FibOp::FloodAdd(e))?
+                } else {
+                    let (m, _) = self.planner.mac_winner(vni, mac)?;
+                    if self.local_macs.contains_key(&(vni, mac)) || dst.is_some_and(|d| d != m.vtep)
+                    {
+                        return None;
+                    }
+                    FibOp::MacSet(m)
+                }
+            }
+            NeighView::Ip { ifindex, ip, .. } => {
+                let vni = self.vni_of_bridge(ifindex)?;
+                FibOp::NeighSet(self.planner.neigh_winner(vni, ip)?)
+            }
+        };
+        tracing::info!(
+            ?op,
+            "kernel deleted an entry routes still want: putting it back"
+        );
+        Some(op)
+    }
+
     /// An entry vxbgp installed in an earlier life, as the op that removes it.
     fn owned_op(&self, n: &NeighView) -> Option<FibOp> {
         match *n {
@@ -732,6 +766,9 @@ impl Fib {
             RouteNetlinkMessage::DelNeighbour(n) => {
                 if let Some(v) = learn::neigh_view(&n) {
                     self.neigh_event(&v, false);
+                    if let Some(op) = self.restore(&v) {
+                        self.deferred.push(op);
+                    }
                 }
             }
             _ => {}
