@@ -1185,3 +1185,40 @@ fn entries_the_kernel_flushes_are_put_back() {
     ha.run_ok("ip link set br0 down && ip link set br0 up");
     lab.wait_kernel(&all, "after the bridge went down and up");
 }
+
+/// A local MAC that ages out and comes back brings its snooped address back too,
+/// without the VM having to ARP again.
+#[test]
+fn a_relearnt_mac_brings_back_its_address() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(&[]);
+    let a = lab.u.ip(0).to_string();
+    let (mac, ip) = (lab.mac(0x31), lab.ip4(31));
+    let vm = vm_add(lab.ha(), "br0", "vm0", &format!("{ip}/24"), Some(&mac));
+    let _ = vm.exec(&["arping", "-U", "-c", "2", "-w", "2", "-I", "eth0", &ip]);
+    let mac_prefix = format!("[2]:[0]:[48]:[{mac}]");
+    let macip_prefix = format!("[2]:[0]:[48]:[{mac}]:[32]:[{ip}]");
+    let both = |want: bool| {
+        wait_until(WAIT, || {
+            path_from(&lab.b, &mac_prefix, &a).is_some() == want
+                && path_from(&lab.b, &macip_prefix, &a).is_some() == want
+        })
+    };
+    assert!(both(true), "routes missing: {:?}", lab.b.prefixes());
+    // The bridge forgets the MAC (as when it ages out): both routes go.
+    lab.ha()
+        .run_ok(&format!("bridge fdb del {mac} dev vm0 master"));
+    assert!(both(false), "routes not withdrawn: {:?}", lab.b.prefixes());
+    // The VM sends a frame that is no ARP (a broadcast ping): the bridge relearns the
+    // MAC, and the MAC/IP route comes back with it.
+    let bcast = format!("{}.255", ip.rsplit_once('.').unwrap().0);
+    let _ = vm.exec(&["ping", "-b", "-c", "1", "-W", "1", &bcast]);
+    assert!(
+        both(true),
+        "routes not back: {:?}\n{}",
+        lab.b.prefixes(),
+        lab.a.logs()
+    );
+}

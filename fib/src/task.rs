@@ -323,7 +323,11 @@ impl Fib {
             .collect();
         for ip in gone {
             self.local_ips.remove(&(vni, ip));
-            self.neigh_ips.remove(&(vni, ip));
+            // A snooped address is kept with its MAC: if the MAC comes back (aged out
+            // and relearned, or moved back), so does its MAC/IP route.
+            if !self.neigh_ips.remove(&(vni, ip)) {
+                self.unplace(mac, ip);
+            }
             self.up(KernelEvent::LocalIp {
                 vni,
                 mac,
