@@ -607,7 +607,17 @@ impl Lab {
         let child = sw.spawn(
             "tcpdump",
             &[
-                "tcpdump", "-i", "sw0", "-n", "-e", "-l", "-U", "udp", "port", "4789",
+                "tcpdump",
+                "-i",
+                "sw0",
+                "-n",
+                "-e",
+                "-l",
+                "-U",
+                "--immediate-mode",
+                "udp",
+                "port",
+                "4789",
             ],
         );
         let err = child.stderr_path().to_path_buf();
