@@ -147,6 +147,12 @@ fn benign(op: &FibOp, errno: i32) -> bool {
     const ENOENT: i32 = 2;
     const ESRCH: i32 = 3;
     const EEXIST: i32 = 17;
+    // The device went away between planning and sending: its entries went with it,
+    // and the VNI is programmed afresh if the device comes back.
+    const ENODEV: i32 = 19;
+    if errno == ENODEV {
+        return true;
+    }
     match op {
         FibOp::FloodAdd(_) => errno == EEXIST,
         FibOp::FloodDel(_) | FibOp::MacDel(_) | FibOp::NeighDel(_) => {

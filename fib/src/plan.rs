@@ -268,11 +268,6 @@ impl Planner {
         d
     }
 
-    /// Whether a route asks for this flood entry.
-    pub fn wants_flood(&self, e: &FloodEntry) -> bool {
-        self.flood.contains_key(e)
-    }
-
     /// The suppression entry routes ask for at (vni, ip).
     pub fn neigh_winner(&self, vni: u32, ip: IpAddr) -> Option<SuppressNeigh> {
         self.neighs.get(&(vni, ip)).and_then(winner)

@@ -655,28 +655,14 @@ impl Fib {
     /// when its MAC address changes (a port joined or left) or it goes down. Our own
     /// deletions never come back here: the planner no longer wants those entries.
     fn restore(&self, n: &NeighView) -> Option<FibOp> {
-        let op = match *n {
-            NeighView::Fdb {
-                ifindex, mac, dst, ..
-            } => {
-                let vni = self.vnis.values().find(|d| d.ifindex == ifindex)?.vni;
-                if mac == Mac::ZERO {
-                    let e = FloodEntry { vni, vtep: dst? };
-                    self.planner.wants_flood(&e).then_some(FibOp::FloodAdd(e))?
-                } else {
-                    let (m, _) = self.planner.mac_winner(vni, mac)?;
-                    if self.local_macs.contains_key(&(vni, mac)) || dst.is_some_and(|d| d != m.vtep)
-                    {
-                        return None;
-                    }
-                    FibOp::MacSet(m)
-                }
-            }
-            NeighView::Ip { ifindex, ip, .. } => {
-                let vni = self.vni_of_bridge(ifindex)?;
-                FibOp::NeighSet(self.planner.neigh_winner(vni, ip)?)
-            }
+        // Only the bridge's neighbour table is flushed behind our back while the
+        // devices stay; FDB entries go when the vxlan device goes down or away, and
+        // the VNI is reprogrammed when it comes back (see `vnis_changed`).
+        let NeighView::Ip { ifindex, ip, .. } = *n else {
+            return None;
         };
+        let vni = self.vni_of_bridge(ifindex)?;
+        let op = FibOp::NeighSet(self.planner.neigh_winner(vni, ip)?);
         tracing::info!(
             ?op,
             "kernel deleted an entry routes still want: putting it back"
