@@ -1222,3 +1222,105 @@ fn a_relearnt_mac_brings_back_its_address() {
         lab.a.logs()
     );
 }
+
+/// Thousands of routes at once (the feeder's config file holds 3000 MAC routes, 200 of
+/// them with an address, over 30 VTEPs): all of them end up in A's kernel, and go again
+/// when the feeder goes. Programming is pipelined, so this takes seconds, not a round trip per route.
+#[test]
+fn thousands_of_routes_are_programmed_and_removed() {
+    if !require_root() {
+        return;
+    }
+    const MACS: u32 = 3000;
+    const VTEPS: u32 = 30;
+    let u = Underlay::new(2);
+    let ha = u.host(0);
+    bridge_add(ha, "br0");
+    vxlan_add(ha, "vxlan0", VNI, u.ip(0), "br0");
+    let (ip_a, ip_b, s) = (u.ip(0).to_string(), u.ip(1).to_string(), u.subnet());
+    let mut cfg = format!(
+        "asn = 65001\nrouter-id = \"{ip_b}\"\nno-fib = true\n[[neighbor]]\naddress = \"{ip_a}\"\n"
+    );
+    for v in 0..VTEPS {
+        cfg.push_str(&format!(
+            "[[route]]\ntype = \"multicast\"\nvni = 42\nnext-hop = \"198.19.{s}.{}\"\n",
+            100 + v
+        ));
+    }
+    for i in 0..MACS {
+        // The first 200 MACs also carry an address (a suppression entry each).
+        let ip = if i < 200 {
+            format!("ip = \"198.18.{s}.{}\"\n", 1 + i)
+        } else {
+            String::new()
+        };
+        cfg.push_str(&format!(
+            "[[route]]\ntype = \"mac-ip\"\nvni = 42\nmac = \"02:01:{s:02x}:{:02x}:{:02x}:{:02x}\"\n\
+             {ip}next-hop = \"198.19.{s}.{}\"\n",
+            (i >> 16) & 0xff,
+            (i >> 8) & 0xff,
+            i & 0xff,
+            100 + i % VTEPS
+        ));
+    }
+    let path = u.host(1).log_dir().join("feeder.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let a = Vxbgp::start(
+        ha,
+        &["--asn", "65001", "--neighbor", &ip_b, "--router-id", &ip_a],
+    );
+    let mut b = Vxbgp::start(u.host(1), &["--config", path.to_str().unwrap()]);
+    a.wait_established(&ip_b, WAIT);
+    let t0 = Instant::now();
+    let counts = || {
+        let k = read_kernel(ha);
+        let macs = k
+            .fdb
+            .iter()
+            .filter(|l| l.contains(" dst ") && !l.contains(" 00:00:00:00:00:00 "))
+            .count();
+        let flood = k
+            .fdb
+            .iter()
+            .filter(|l| l.contains(" 00:00:00:00:00:00 "))
+            .count();
+        let masters = k
+            .fdb
+            .iter()
+            .filter(|l| l.contains("master br0") && l.contains("extern_learn"))
+            .count();
+        let neighs = k
+            .neigh
+            .iter()
+            .filter(|l| l.contains("extern_learn"))
+            .count();
+        (macs, flood, masters, neighs)
+    };
+    let full = (MACS as usize, VTEPS as usize, MACS as usize, 200);
+    assert!(
+        wait_until(Duration::from_secs(60), || counts() == full),
+        "not all entries programmed: (remote MACs, flood entries, bridge entries, suppression entries) = {:?}, want {full:?}\n{}",
+        counts(),
+        a.logs()
+    );
+    eprintln!(
+        "{MACS} MACs over {VTEPS} VTEPs programmed in {:?}",
+        t0.elapsed()
+    );
+    let fib = a.json(&["show", "fib", "--vni", "42"]);
+    assert_eq!(
+        fib["vnis"][0]["failures"], 0,
+        "the kernel refused operations"
+    );
+    assert_eq!(
+        fib["vnis"][0]["remote_macs"].as_array().map(Vec::len),
+        Some(MACS as usize)
+    );
+    // The feeder goes (Cease): everything it gave goes from the kernel.
+    b.stop(false);
+    assert!(
+        wait_until(Duration::from_secs(60), || counts() == (0, 0, 0, 0)),
+        "entries left after the feeder went: {:?}",
+        counts()
+    );
+}
