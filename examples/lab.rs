@@ -977,6 +977,19 @@ fn start_control_plane(lab: &mut Lab, checks: &mut Checks) {
 }
 
 /// Step 3: routes converge, the VMs announce themselves, suppression entries appear.
+/// One check per host: what it must hold (`Lab::missing`) is there, or what it lacks.
+fn check_hosts(lab: &Lab, checks: &mut Checks, ips: bool, ok: &str) {
+    for (h, host) in HOSTS.iter().enumerate() {
+        let missing = lab.missing(h, ips);
+        let who = format!("{} ({})", host.ns, lab.agent_name(h));
+        if missing.is_empty() {
+            checks.check(true, &format!("{who} {ok}"));
+        } else {
+            checks.check(false, &format!("{who} lacks {}", missing.join(", ")));
+        }
+    }
+}
+
 fn converge(lab: &mut Lab, checks: &mut Checks) {
     heading(3, "Convergence: routes, MACs, ARP-suppression entries");
     say(
@@ -994,26 +1007,12 @@ fn converge(lab: &mut Lab, checks: &mut Checks) {
     let ok = wait_until(Duration::from_secs(15), || {
         hosts.clone().all(|h| lab.missing(h, false).is_empty())
     });
-    for h in hosts.clone() {
-        let missing = lab.missing(h, false);
-        checks.check(
-            missing.is_empty(),
-            &if missing.is_empty() {
-                format!(
-                    "{} ({}) floods to the 2 other VTEPs and knows the 2 other VMs' MACs",
-                    HOSTS[h].ns,
-                    lab.agent_name(h)
-                )
-            } else {
-                format!(
-                    "{} ({}) lacks {}",
-                    HOSTS[h].ns,
-                    lab.agent_name(h),
-                    missing.join(", ")
-                )
-            },
-        );
-    }
+    check_hosts(
+        lab,
+        checks,
+        false,
+        "floods to the 2 other VTEPs and knows the 2 other VMs' MACs",
+    );
     if ok {
         say(&format!(
             "Converged {:.1} s after the hosts' daemons started.",
@@ -1078,26 +1077,12 @@ fn converge(lab: &mut Lab, checks: &mut Checks) {
     for a in arpings {
         let _ = a.join();
     }
-    for h in hosts.clone() {
-        let missing = lab.missing(h, true);
-        checks.check(
-            missing.is_empty(),
-            &if missing.is_empty() {
-                format!(
-                    "{} ({}) has suppression entries for the 2 other VMs' IP addresses",
-                    HOSTS[h].ns,
-                    lab.agent_name(h)
-                )
-            } else {
-                format!(
-                    "{} ({}) lacks {}",
-                    HOSTS[h].ns,
-                    lab.agent_name(h),
-                    missing.join(", ")
-                )
-            },
-        );
-    }
+    check_hosts(
+        lab,
+        checks,
+        true,
+        "has suppression entries for the 2 other VMs' IP addresses",
+    );
     if ok {
         say(&format!(
             "All there {:.2} s after the announcements were sent.",

@@ -162,12 +162,6 @@ fn benign(op: &FibOp, errno: i32) -> bool {
     }
 }
 
-/// A netlink connection for programming (its task must be spawned).
-pub fn connect() -> io::Result<(impl std::future::Future<Output = ()>, rtnetlink::Handle)> {
-    let (conn, handle, _) = rtnetlink::new_connection()?;
-    Ok((conn, handle))
-}
-
 async fn send(handle: rtnetlink::Handle, msg: RouteNetlinkMessage, flags: u16) -> Result<(), i32> {
     let mut req = NetlinkMessage::from(msg);
     req.header.flags = flags;

@@ -77,10 +77,6 @@ impl Planner {
         self.local_vteps = vteps.into_iter().collect();
     }
 
-    pub fn is_local_vtep(&self, ip: IpAddr) -> bool {
-        self.local_vteps.contains(&ip)
-    }
-
     fn want_of(&self, change: &BestChange<L2vpnEvpn>) -> Option<Want> {
         let best = change.best.as_ref()?;
         let attrs = &best.attrs.attrs;
@@ -279,11 +275,6 @@ impl Planner {
         let w = winner(c)?;
         let seq = c.iter().filter(|c| c.entry == w).map(|c| c.seq).max()?;
         Some((w, seq))
-    }
-
-    /// Number of routes that currently ask for a kernel entry.
-    pub fn route_count(&self) -> usize {
-        self.wants.len()
     }
 }
 

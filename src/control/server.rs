@@ -182,21 +182,10 @@ async fn show_neighbors(state: &ControlState) -> Response {
         })
         .collect();
     Response::data(NeighborsView {
-        local: clone_local(&state.local),
+        local: state.local.clone(),
         rib: stats,
         neighbors,
     })
-}
-
-fn clone_local(l: &LocalView) -> LocalView {
-    LocalView {
-        asn: l.asn,
-        router_id: l.router_id,
-        cluster_id: l.cluster_id,
-        route_reflector: l.route_reflector,
-        vtep_ip: l.vtep_ip,
-        port: l.port,
-    }
 }
 
 async fn show_routes(state: &ControlState, vni: Option<u32>, route_type: Option<u8>) -> Response {

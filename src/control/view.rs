@@ -167,7 +167,7 @@ pub struct NeighborsView {
     pub neighbors: Vec<NeighborView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct LocalView {
     pub asn: u32,
     pub router_id: Ipv4Addr,

@@ -160,6 +160,7 @@ pub struct Rib<A: AddressFamily> {
     /// Collect best-path changes (only a host agent programming a FIB needs them).
     track_best: bool,
     best_changes: Vec<BestChange<A>>,
+    peer_scratch: Vec<PeerId>,
 }
 
 impl<A: AddressFamily> Rib<A> {
@@ -176,6 +177,7 @@ impl<A: AddressFamily> Rib<A> {
             out: HashMap::new(),
             track_best: false,
             best_changes: Vec::new(),
+            peer_scratch: Vec::new(),
         }
     }
 
@@ -442,10 +444,14 @@ impl<A: AddressFamily> Rib<A> {
                 });
             }
         }
-        let peers: Vec<PeerId> = self.out.keys().copied().collect();
-        for peer in peers {
+        // A scratch list reused across calls: this runs once per route change.
+        let mut peers = std::mem::take(&mut self.peer_scratch);
+        peers.clear();
+        peers.extend(self.out.keys().copied());
+        for &peer in &peers {
             self.export_route(peer, rid, best_path.as_ref(), &fallback, false);
         }
+        self.peer_scratch = peers;
         // A destination with no path left is gone once every peer has been told.
         let empty = matches!(self.dests.get(rid as usize), Some(Some(d)) if d.paths.is_empty());
         if empty {
@@ -509,13 +515,13 @@ impl<A: AddressFamily> Rib<A> {
         }
         let old_slot = out.adj_out[rid as usize];
         let new_slot = new_id.map_or(0, AttrId::to_slot);
-        let key = A::key(fallback);
         if old_slot == new_slot && !force {
             if let Some(id) = new_id {
                 self.attrs.release(id);
             }
             return;
         }
+        let key = A::key(fallback);
         out.adj_out[rid as usize] = new_slot;
         match (old_slot != 0, new_slot != 0) {
             (false, true) => out.advertised += 1,

@@ -284,7 +284,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn hexdec(s: &str) -> Vec<u8> {
+    /// Hex text (any separators) to bytes, for hand-written test messages.
+    pub(crate) fn hexdec(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
         (0..s.len())
             .step_by(2)

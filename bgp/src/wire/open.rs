@@ -261,16 +261,10 @@ mod tests {
     use super::*;
     use crate::wire::capability::tests::arb_capability;
     use crate::wire::capability::{AddPathFamily, GrFamily};
+    use crate::wire::tests::hexdec;
     use crate::wire::{DecodeCtx, EncodeCtx, Message};
     use proptest::prelude::*;
 
-    fn hexdec(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     /// An OPEN as FRR 8.4 sends it for an EVPN neighbor (hand-built, one capability per
     /// optional parameter): MP L2VPN EVPN, route refresh (Cisco 128 and 2), AS4 65001,
