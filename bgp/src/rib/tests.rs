@@ -93,8 +93,11 @@ fn add(rib: &mut Rib<Toy>, peer: PeerId, ids: &[u32], vtep: u8) {
     });
 }
 
-/// Everything pending for `peer`: (advertised (id, attrs), withdrawn ids, eor).
-fn drain(rib: &mut Rib<Toy>, peer: PeerId) -> (Vec<(u32, Arc<RouteAttrs>)>, Vec<u32>, bool) {
+/// What `drain` found: (advertised (id, attrs), withdrawn ids, end-of-RIB seen).
+type Drained = (Vec<(u32, Arc<RouteAttrs>)>, Vec<u32>, bool);
+
+/// Everything pending for `peer`.
+fn drain(rib: &mut Rib<Toy>, peer: PeerId) -> Drained {
     let mut adv = Vec::new();
     let mut wd = Vec::new();
     let mut eor = false;

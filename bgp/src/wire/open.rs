@@ -265,7 +265,6 @@ mod tests {
     use crate::wire::{DecodeCtx, EncodeCtx, Message};
     use proptest::prelude::*;
 
-
     /// An OPEN as FRR 8.4 sends it for an EVPN neighbor (hand-built, one capability per
     /// optional parameter): MP L2VPN EVPN, route refresh (Cisco 128 and 2), AS4 65001,
     /// ADD-PATH EVPN receive, hostname (73), graceful restart (R bit, 120 s).
