@@ -7,7 +7,9 @@
 pub mod discover;
 pub mod learn;
 pub mod model;
+pub mod monitor;
 pub mod netlink;
 pub mod plan;
 pub mod snoop;
 pub mod task;
+pub mod writer;

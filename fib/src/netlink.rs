@@ -1,24 +1,19 @@
 //! The only place vxbgp speaks netlink: `FibOp`s become RTM_NEWNEIGH/RTM_DELNEIGH
-//! requests, sent pipelined (a window of requests in flight, never one awaited round
-//! trip per route), with "already there" / "already gone" answers taken as success.
+//! requests, written in batches by [`crate::writer`] (many requests per `sendmsg`, one
+//! ack per batch, errors matched to their op by sequence number), with "already there"
+//! / "already gone" answers taken as success.
 
 use std::io;
 use std::net::IpAddr;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use netlink_packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE,
-    NLM_F_REQUEST,
-};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use crate::model::{FibOp, Mac};
-
-/// Requests in flight at once.
-const WINDOW: usize = 256;
+use crate::writer::{Request, Transport, Writer};
 
 /// The devices of one VNI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +25,7 @@ pub struct VniDevices {
 /// What happened to a batch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ApplyReport {
+    /// Ops the kernel now holds as asked.
     pub done: usize,
     /// Ops for VNIs without a local device (kept desired; programmed when it appears).
     pub skipped: usize,
@@ -61,7 +57,7 @@ fn fdb(ifindex: u32, mac: Mac, flags: NeighbourFlags, dst: Option<IpAddr>) -> Ne
     m
 }
 
-/// The netlink requests for one op: (message, is a delete, header flags).
+/// The netlink requests for one op, in order: (message, header flags).
 pub fn requests(op: &FibOp, dev: VniDevices) -> Vec<(RouteNetlinkMessage, u16)> {
     let new = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
     let del = NLM_F_REQUEST | NLM_F_ACK;
@@ -143,7 +139,7 @@ pub fn requests(op: &FibOp, dev: VniDevices) -> Vec<(RouteNetlinkMessage, u16)> 
 }
 
 /// errno values that mean the kernel is already as we want it.
-fn benign(op: &FibOp, errno: i32) -> bool {
+pub fn benign(op: &FibOp, errno: i32) -> bool {
     const ENOENT: i32 = 2;
     const ESRCH: i32 = 3;
     const EEXIST: i32 = 17;
@@ -162,63 +158,51 @@ fn benign(op: &FibOp, errno: i32) -> bool {
     }
 }
 
-async fn send(handle: rtnetlink::Handle, msg: RouteNetlinkMessage, flags: u16) -> Result<(), i32> {
-    let mut req = NetlinkMessage::from(msg);
-    req.header.flags = flags;
-    let mut resp = match handle.clone().request(req) {
-        Ok(r) => r,
-        Err(_) => return Err(-1),
-    };
-    while let Some(m) = resp.next().await {
-        if let NetlinkPayload::Error(e) = m.payload {
-            return match e.code {
-                None => Ok(()),
-                Some(code) => Err(-code.get()),
-            };
-        }
-    }
-    Ok(())
-}
-
-/// Applies `ops` with up to [`WINDOW`] requests in flight; `devices` maps a VNI to its
-/// local devices (ops of VNIs without one are skipped and reported).
-pub async fn apply(
-    handle: &rtnetlink::Handle,
+/// Applies `ops` through `writer` (batched, pipelined; see [`crate::writer`]);
+/// `devices` maps a VNI to its local devices (ops of VNIs without one are skipped and
+/// reported). An op fails if one of its requests fails for a reason other than the
+/// kernel already being as asked ([`benign`]); it is reported once, with the first
+/// error.
+pub fn apply<T: Transport>(
+    writer: &mut Writer<T>,
     ops: &[FibOp],
     devices: impl Fn(u32) -> Option<VniDevices>,
 ) -> ApplyReport {
     let mut report = ApplyReport::default();
-    let mut inflight = FuturesUnordered::new();
-    for op in ops {
-        let Some(dev) = devices(op.vni()) else {
-            report.skipped += 1;
-            continue;
-        };
-        for (msg, flags) in requests(op, dev) {
-            let h = handle.clone();
-            let op = *op;
-            inflight.push(async move { (op, send(h, msg, flags).await) });
-            if inflight.len() >= WINDOW {
-                if let Some(r) = inflight.next().await {
-                    record(&mut report, r);
-                }
+    // The op of each request, by request index.
+    let mut owner: Vec<usize> = Vec::with_capacity(ops.len() * 2);
+    let reqs = ops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| match devices(op.vni()) {
+            Some(dev) => Some((i, dev)),
+            None => {
+                report.skipped += 1;
+                None
             }
+        })
+        .flat_map(|(i, dev)| {
+            requests(&ops[i], dev)
+                .into_iter()
+                .map(move |(msg, flags)| (i, Request::new(msg, flags)))
+        })
+        .map(|(i, r)| {
+            owner.push(i);
+            r
+        });
+    let failures = writer.send_iter(reqs);
+    let mut last_failed = None;
+    for (req, errno) in failures {
+        let Some(&i) = owner.get(req) else { continue };
+        let op = ops[i];
+        if benign(&op, errno) || last_failed == Some(i) {
+            continue;
         }
+        last_failed = Some(i);
+        let e = io::Error::from_raw_os_error(errno);
+        tracing::warn!(?op, error = %e, "kernel refused a FIB operation");
+        report.failed.push((op, e.to_string()));
     }
-    while let Some(r) = inflight.next().await {
-        record(&mut report, r);
-    }
+    report.done = ops.len() - report.skipped - report.failed.len();
     report
-}
-
-fn record(report: &mut ApplyReport, (op, r): (FibOp, Result<(), i32>)) {
-    match r {
-        Ok(()) => report.done += 1,
-        Err(errno) if benign(&op, errno) => report.done += 1,
-        Err(errno) => {
-            let e = io::Error::from_raw_os_error(errno);
-            tracing::warn!(?op, error = %e, "kernel refused a FIB operation");
-            report.failed.push((op, e.to_string()));
-        }
-    }
 }

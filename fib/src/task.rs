@@ -3,10 +3,13 @@
 //! host upwards.
 //!
 //! ```text
-//!  RIB ──FibCmd::Best (await, cap FIB_QUEUE)──► FIB task ──netlink (pipelined)──► kernel
-//!  control ──FibCmd::Show* + oneshot──────────►    │  ◄──link/neigh events── kernel
+//!  RIB ──FibCmd::Best (await, cap FIB_QUEUE)──► FIB task ──netlink (batched writer)──► kernel
+//!  control ──FibCmd::Show* + oneshot──────────►    │  ◄──link/neigh events (monitor thread)── kernel
 //!                                                  └──Vec<KernelEvent> (try_send; coalesced by key)──► agent
 //! ```
+//! Kernel programming goes through [`crate::writer`] on a socket of its own; events
+//! come from [`crate::monitor`], which drops our own echoes unparsed and reports an
+//! overflow of its socket, after which the FIB resyncs from a dump.
 //! The FIB never awaits the agent (which awaits the RIB, which awaits the FIB):
 //! what the agent cannot take yet waits in a map keyed by entry, so a later state of
 //! the same MAC replaces an earlier one.
@@ -17,8 +20,6 @@ use std::time::Duration;
 
 use bgp::rib::BestChange;
 use evpn::L2vpnEvpn;
-use futures_util::stream::StreamExt;
-use netlink_packet_core::NetlinkPayload;
 use netlink_packet_route::link::InfoBridgePort;
 use netlink_packet_route::RouteNetlinkMessage;
 use serde::Serialize;
@@ -28,9 +29,11 @@ use tokio::time::Instant;
 use crate::discover::{self, LinkView, VniDevice};
 use crate::learn::{self, NeighView};
 use crate::model::{FibOp, FloodEntry, Mac, RemoteMac, SuppressNeigh};
-use crate::netlink::{self, VniDevices};
+use crate::monitor::{Event, Monitor};
+use crate::netlink::{self, ApplyReport, VniDevices};
 use crate::plan::Planner;
 use crate::snoop::{Binding, Snooper};
+use crate::writer::Writer;
 
 /// Best-path batches queued towards the FIB.
 pub const FIB_QUEUE: usize = 16;
@@ -139,7 +142,10 @@ pub struct FibVniView {
 
 struct Fib {
     cfg: FibConfig,
+    /// Dumps and link changes.
     handle: rtnetlink::Handle,
+    /// FIB entries.
+    writer: Writer,
     links: HashMap<u32, LinkView>,
     vnis: HashMap<u32, VniDevice>,
     planner: Planner,
@@ -170,18 +176,16 @@ pub async fn run(
 ) -> Result<(), String> {
     let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
     tokio::spawn(conn);
-    let (mut ev_conn, _, mut kernel_events) =
-        rtnetlink::new_connection().map_err(|e| format!("netlink: {e}"))?;
-    let groups = netlink_sys::SocketAddr::new(0, RTMGRP_LINK | RTMGRP_NEIGH);
-    netlink_sys::AsyncSocket::socket_mut(ev_conn.socket_mut())
-        .bind(&groups)
-        .map_err(|e| format!("netlink events: {e}"))?;
-    tokio::spawn(ev_conn);
+    let writer = Writer::open().map_err(|e| format!("netlink: {e}"))?;
+    let mut monitor =
+        Monitor::open(RTMGRP_LINK | RTMGRP_NEIGH).map_err(|e| format!("netlink events: {e}"))?;
+    tracing::debug!(rcvbuf = monitor.rcvbuf(), "netlink event socket open");
 
     let mut fib = Fib {
         reconcile_at: Some(Instant::now() + cfg.reconcile_after),
         cfg,
         handle,
+        writer,
         links: HashMap::new(),
         vnis: HashMap::new(),
         planner: Planner::default(),
@@ -241,12 +245,19 @@ pub async fn run(
                     fib.program(&ops).await;
                 }
             }
-            ev = kernel_events.next() => {
-                let Some((msg, _)) = ev else { return Err("netlink event stream ended".into()) };
-                if let NetlinkPayload::InnerMessage(m) = msg.payload {
-                    fib.kernel_event(m).await;
+            ev = monitor.next() => match ev {
+                None => return Err("netlink event stream ended".into()),
+                Some(Event::Message(m)) => fib.kernel_event(m).await,
+                Some(Event::Overrun) => {
+                    let lost = monitor.take_overruns();
+                    tracing::warn!(
+                        overruns = lost,
+                        echoes = monitor.echoes(),
+                        "the kernel dropped netlink events (event socket full): reading its state again"
+                    );
+                    fib.resync().await;
                 }
-            }
+            },
             b = snoop_next(&mut snooper) => match b {
                 Ok(b) => fib.snooped(b),
                 Err(e) => {
@@ -271,6 +282,32 @@ async fn snoop_next(s: &mut Option<Snooper>) -> std::io::Result<Binding> {
     match s {
         Some(s) => s.next().await,
         None => std::future::pending().await,
+    }
+}
+
+fn devices_of(vnis: &HashMap<u32, VniDevice>, vni: u32) -> Option<VniDevices> {
+    let d = vnis.get(&vni)?;
+    Some(VniDevices {
+        vxlan_ifindex: d.ifindex,
+        bridge_ifindex: d.bridge_ifindex?,
+    })
+}
+
+/// Writes `ops`. Synchronously: the kernel handles each batch inside `sendmsg`, so
+/// there is nothing to await; a large set first hands this worker's other tasks to
+/// another thread (on a multi-threaded runtime).
+fn write_ops(
+    writer: &mut Writer,
+    ops: &[FibOp],
+    devices: impl Fn(u32) -> Option<VniDevices>,
+) -> ApplyReport {
+    let run = || netlink::apply(writer, ops, devices);
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if ops.len() > 256 && multi_thread {
+        tokio::task::block_in_place(run)
+    } else {
+        run()
     }
 }
 
@@ -388,19 +425,12 @@ impl Fib {
         }
     }
 
-    fn devices(&self, vni: u32) -> Option<VniDevices> {
-        let d = self.vnis.get(&vni)?;
-        Some(VniDevices {
-            vxlan_ifindex: d.ifindex,
-            bridge_ifindex: d.bridge_ifindex?,
-        })
-    }
-
     async fn program(&mut self, ops: &[FibOp]) {
         if ops.is_empty() {
             return;
         }
-        let report = netlink::apply(&self.handle, ops, |vni| self.devices(vni)).await;
+        let vnis = &self.vnis;
+        let report = write_ops(&mut self.writer, ops, |vni| devices_of(vnis, vni));
         for (op, _) in &report.failed {
             *self.failures.entry(op.vni()).or_default() += 1;
         }
@@ -517,7 +547,7 @@ impl Fib {
             vxlan_ifindex: old.ifindex,
             bridge_ifindex: bridge,
         };
-        let report = netlink::apply(&self.handle, &ops, |_| Some(dev)).await;
+        let report = write_ops(&mut self.writer, &ops, |_| Some(dev));
         *self.failures.entry(vni).or_default() += report.failed.len();
         tracing::debug!(
             vni,
@@ -553,29 +583,36 @@ impl Fib {
         self.links.get(&ifindex).is_some_and(|l| l.vxlan.is_some())
     }
 
+    /// The (VNI, MAC) of an FDB entry that is a local MAC: learned on a local port of a
+    /// VNI's bridge. Entries on the vxlan device are remote; permanent ones are the
+    /// ports' own addresses; `extern_learn` ones are ours or another agent's.
+    fn local_mac_key(&self, n: &NeighView) -> Option<(u32, Mac)> {
+        let NeighView::Fdb {
+            ifindex,
+            mac,
+            ext_learned,
+            own,
+            permanent,
+            ..
+        } = *n
+        else {
+            return None;
+        };
+        if ext_learned || own || permanent || mac.is_group() || self.is_vxlan(ifindex) {
+            return None;
+        }
+        let bridge = self.links.get(&ifindex).and_then(|l| l.master)?;
+        Some((self.vni_of_bridge(bridge)?, mac))
+    }
+
     /// A neighbour message: local learning (entries that are not ours).
     fn neigh_event(&mut self, n: &NeighView, present: bool) {
         match *n {
-            NeighView::Fdb {
-                ifindex,
-                mac,
-                ext_learned,
-                own,
-                permanent,
-                ..
-            } => {
-                // Local MACs: learned on a local port of a VNI's bridge. Entries on the
-                // vxlan device are remote; permanent ones are the ports' own addresses.
-                if ext_learned || own || permanent || mac.is_group() || self.is_vxlan(ifindex) {
-                    return;
-                }
-                let Some(bridge) = self.links.get(&ifindex).and_then(|l| l.master) else {
+            NeighView::Fdb { .. } => {
+                let Some(key) = self.local_mac_key(n) else {
                     return;
                 };
-                let Some(vni) = self.vni_of_bridge(bridge) else {
-                    return;
-                };
-                let key = (vni, mac);
+                let (vni, mac) = key;
                 if present {
                     if self.local_macs.contains_key(&key) {
                         return;
@@ -725,6 +762,132 @@ impl Fib {
             .collect();
         tracing::info!(stale = stale.len(), "reconciled kernel entries with routes");
         self.program(&stale).await;
+    }
+
+    /// The kernel dropped events (the event socket overflowed): read links and
+    /// neighbours again and reconcile. Local MACs and addresses follow the dump;
+    /// entries routes want that the kernel lacks (or holds differently) are
+    /// programmed; stale entries we own are removed (kept for the start-up
+    /// reconcile while it is pending).
+    async fn resync(&mut self) {
+        match discover::dump_links(&self.handle).await {
+            Ok(links) => {
+                self.links = links;
+                self.vnis_changed().await;
+            }
+            Err(e) => tracing::warn!(error = %e, "resync: cannot read links"),
+        }
+        let neighbours = match learn::dump_neighbours(&self.handle).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "resync: cannot read neighbours");
+                return;
+            }
+        };
+        // Local learning: what is there now, and what went unnoticed.
+        let mut macs = HashSet::new();
+        let mut ips = HashSet::new();
+        for n in &neighbours {
+            macs.extend(self.local_mac_key(n));
+            if let NeighView::Ip {
+                ifindex,
+                ip,
+                mac: Some(_),
+                ext_learned: false,
+                usable: true,
+            } = *n
+            {
+                if let Some(vni) = self.vni_of_bridge(ifindex) {
+                    ips.insert((vni, ip));
+                }
+            }
+            self.neigh_event(n, true);
+        }
+        let gone: Vec<(u32, Mac)> = self
+            .local_macs
+            .keys()
+            .filter(|k| !macs.contains(k))
+            .copied()
+            .collect();
+        for (vni, mac) in gone {
+            let ops = self.local_mac_gone(vni, mac);
+            self.deferred.extend(ops);
+        }
+        let gone: Vec<(u32, IpAddr)> = self
+            .neigh_ips
+            .iter()
+            .filter(|k| !ips.contains(k))
+            .copied()
+            .collect();
+        for key in gone {
+            self.neigh_ips.remove(&key);
+            if let Some(mac) = self.local_ips.remove(&key) {
+                self.up(KernelEvent::LocalIp {
+                    vni: key.0,
+                    mac,
+                    ip: key.1,
+                    present: false,
+                });
+            }
+        }
+        // Our entries against what routes want.
+        let mut flood = HashSet::new();
+        let mut have_macs = HashMap::new();
+        let mut have_neighs = HashMap::new();
+        let mut owned = Vec::new();
+        for n in &neighbours {
+            let Some(op) = self.owned_op(n) else { continue };
+            match op {
+                FibOp::FloodDel(e) => {
+                    flood.insert(e);
+                }
+                FibOp::MacDel(m) => {
+                    have_macs.insert((m.vni, m.mac), m.vtep);
+                }
+                FibOp::NeighDel(x) => {
+                    have_neighs.insert((x.vni, x.ip), x.mac);
+                }
+                _ => {}
+            }
+            owned.push(op);
+        }
+        let want = self.planner.desired(None);
+        let wanted_flood: HashSet<FloodEntry> = want.flood.iter().copied().collect();
+        let wanted_macs: HashSet<(u32, Mac)> = want.macs.iter().map(|m| (m.vni, m.mac)).collect();
+        let wanted_neighs: HashSet<SuppressNeigh> = want.neighs.iter().copied().collect();
+        let stale = owned.into_iter().filter(|op| match op {
+            FibOp::FloodDel(e) => !wanted_flood.contains(e),
+            FibOp::MacDel(m) => !wanted_macs.contains(&(m.vni, m.mac)),
+            FibOp::NeighDel(n) => !wanted_neighs.contains(n),
+            _ => false,
+        });
+        let mut ops: Vec<FibOp> = Vec::new();
+        if self.reconcile_at.is_some() {
+            self.found_owned.extend(stale);
+        } else {
+            ops.extend(stale);
+        }
+        let missing = want
+            .flood
+            .iter()
+            .filter(|e| !flood.contains(*e))
+            .map(|e| FibOp::FloodAdd(*e));
+        ops.extend(missing);
+        let missing = want
+            .macs
+            .iter()
+            .filter(|m| have_macs.get(&(m.vni, m.mac)) != Some(&m.vtep))
+            .map(|m| FibOp::MacSet(*m));
+        ops.extend(missing);
+        let missing = want
+            .neighs
+            .iter()
+            .filter(|n| have_neighs.get(&(n.vni, n.ip)) != Some(&n.mac))
+            .map(|n| FibOp::NeighSet(*n));
+        ops.extend(missing);
+        tracing::info!(ops = ops.len(), "resynced with the kernel");
+        let ops = self.mobility(ops);
+        self.program(&ops).await;
     }
 
     async fn kernel_event(&mut self, m: RouteNetlinkMessage) {
