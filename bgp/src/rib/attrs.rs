@@ -6,7 +6,7 @@
 //! `Arc::strong_count`, so the count is exact whatever else holds an `Arc` for a while
 //! (an UPDATE being encoded, a `show` snapshot).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 

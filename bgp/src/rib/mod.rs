@@ -16,8 +16,8 @@ pub mod best;
 mod export;
 pub mod task;
 
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
