@@ -5,13 +5,19 @@
 //! rather than being dropped. The reader drops our own echoes before parsing them:
 //! entries marked `extern_learn` (NTF_EXT_LEARNED) are what vxbgp programs and never
 //! teach the FIB anything when they appear, nor when an FDB entry of them goes (see
-//! [`is_echo`]). If the kernel still drops events (ENOBUFS: the socket overflowed), one
+//! [`is_echo`]; a kernel filter does it when it can). Deleting a suppression entry is
+//! reported without that mark (RTM_NEWNEIGH in state FAILED, then RTM_DELNEIGH): the
+//! FIB names the entries it is deleting in [`Deleting`], and their notifications are
+//! echoes too (the FIB does itself what reading them would have done). If the kernel
+//! still drops events (ENOBUFS: the socket overflowed), one
 //! [`Event::Overrun`] says so, with the count, so the FIB resyncs from a dump instead
 //! of carrying a silent gap.
 
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
@@ -24,8 +30,110 @@ pub const EVENT_RCVBUF: usize = 8 << 20;
 
 const RTM_NEWNEIGH: u16 = 28;
 const RTM_DELNEIGH: u16 = 29;
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
 const AF_BRIDGE: u8 = 7;
 const NTF_EXT_LEARNED: u8 = 0x10;
+const NUD_FAILED: u16 = 0x20;
+const NDA_DST: u16 = 1;
+
+/// Suppression entries (bridge ifindex, IP) being deleted by the FIB, with the number
+/// of deletions whose RTM_DELNEIGH has not been read yet.
+#[derive(Clone, Debug, Default)]
+pub struct Deleting(Arc<Mutex<HashMap<(u32, IpAddr), u32>>>);
+
+impl Deleting {
+    /// Deletions about to be sent.
+    pub fn expect(&self, keys: impl IntoIterator<Item = (u32, IpAddr)>) {
+        if let Ok(mut m) = self.0.lock() {
+            for k in keys {
+                *m.entry(k).or_default() += 1;
+            }
+        }
+    }
+
+    /// Deletions that found nothing (or failed): no notification will come.
+    pub fn forget(&self, keys: impl IntoIterator<Item = (u32, IpAddr)>) {
+        if let Ok(mut m) = self.0.lock() {
+            for k in keys {
+                if let Some(n) = m.get_mut(&k) {
+                    *n -= 1;
+                    if *n == 0 {
+                        m.remove(&k);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a FAILED (`gone` false) or deleted (`gone` true) neighbour is one of
+    /// ours being deleted; the deletion is done once it is gone.
+    fn echo(&self, key: (u32, IpAddr), gone: bool) -> bool {
+        let Ok(mut m) = self.0.lock() else {
+            return false;
+        };
+        let Some(n) = m.get_mut(&key) else {
+            return false;
+        };
+        if gone {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&key);
+            }
+        }
+        true
+    }
+
+    /// Deletions outstanding.
+    pub fn len(&self) -> usize {
+        self.0
+            .lock()
+            .map_or(0, |m| m.values().map(|n| *n as usize).sum())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// (ifindex, IP, deleted) of an IP neighbour notification that may be a deletion of
+/// ours: RTM_NEWNEIGH in state FAILED, or RTM_DELNEIGH, of AF_INET/AF_INET6.
+fn ip_neigh_going(msg: &[u8]) -> Option<(u32, IpAddr, bool)> {
+    if msg.len() < 28 {
+        return None;
+    }
+    let kind = u16::from_ne_bytes([msg[4], msg[5]]);
+    let family = msg[16];
+    let state = u16::from_ne_bytes([msg[24], msg[25]]);
+    let gone = match kind {
+        RTM_DELNEIGH => true,
+        RTM_NEWNEIGH if state == NUD_FAILED => false,
+        _ => return None,
+    };
+    if family != AF_INET && family != AF_INET6 {
+        return None;
+    }
+    let ifindex = u32::from_ne_bytes([msg[20], msg[21], msg[22], msg[23]]);
+    let mut off = 28;
+    while msg.len() >= off + 4 {
+        let len = usize::from(u16::from_ne_bytes([msg[off], msg[off + 1]]));
+        let kind = u16::from_ne_bytes([msg[off + 2], msg[off + 3]]) & 0x3fff;
+        if len < 4 || off + len > msg.len() {
+            return None;
+        }
+        let v = &msg[off + 4..off + len];
+        if kind == NDA_DST {
+            let ip = match v.len() {
+                4 => IpAddr::from(<[u8; 4]>::try_from(v).ok()?),
+                16 => IpAddr::from(<[u8; 16]>::try_from(v).ok()?),
+                _ => return None,
+            };
+            return Some((ifindex, ip, gone));
+        }
+        off += (len + 3) & !3;
+    }
+    None
+}
 
 /// One thing the kernel told us.
 #[derive(Debug)]
@@ -48,6 +156,7 @@ struct Shared {
 pub struct Monitor {
     rx: mpsc::UnboundedReceiver<Event>,
     shared: Arc<Shared>,
+    deleting: Deleting,
     rcvbuf: usize,
 }
 
@@ -66,6 +175,34 @@ pub fn is_echo(msg: &[u8]) -> bool {
         && (kind == RTM_NEWNEIGH || (kind == RTM_DELNEIGH && family == AF_BRIDGE))
 }
 
+/// Classic BPF doing [`is_echo`] in the kernel: drop RTM_NEWNEIGH with
+/// NTF_EXT_LEARNED, and RTM_DELNEIGH of AF_BRIDGE with it; accept everything else.
+/// (A notification is one netlink message; `nlmsg_type` is in host byte order and
+/// below 256, so its low byte is all there is to compare.)
+pub fn echo_filter() -> Vec<socket2::SockFilter> {
+    use socket2::SockFilter as F;
+    const LD_LEN: u16 = 0x80;
+    const LDB_ABS: u16 = 0x30;
+    const JEQ_K: u16 = 0x15;
+    const JGE_K: u16 = 0x35;
+    const JSET_K: u16 = 0x45;
+    const RET_K: u16 = 0x06;
+    let type_lo = if cfg!(target_endian = "little") { 4 } else { 5 };
+    vec![
+        F::new(LD_LEN, 0, 0, 0),                          // 0: length
+        F::new(JGE_K, 0, 8, 28),                          // 1: too short → accept
+        F::new(LDB_ABS, 0, 0, type_lo),                   // 2: nlmsg_type
+        F::new(JEQ_K, 3, 0, u32::from(RTM_NEWNEIGH)),     // 3: new → flags
+        F::new(JEQ_K, 0, 5, u32::from(RTM_DELNEIGH)),     // 4: not del → accept
+        F::new(LDB_ABS, 0, 0, 16),                        // 5: ndm_family
+        F::new(JEQ_K, 0, 3, u32::from(AF_BRIDGE)),        // 6: not bridge → accept
+        F::new(LDB_ABS, 0, 0, 26),                        // 7: ndm_flags
+        F::new(JSET_K, 0, 1, u32::from(NTF_EXT_LEARNED)), // 8: ours → drop
+        F::new(RET_K, 0, 0, 0),                           // 9: drop
+        F::new(RET_K, 0, 0, u32::MAX),                    // 10: accept
+    ]
+}
+
 impl Monitor {
     /// Subscribes to `groups` (RTMGRP_* bits) in the calling thread's network
     /// namespace and starts the reader thread.
@@ -73,15 +210,27 @@ impl Monitor {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind(&SocketAddr::new(0, groups))?;
         let rcvbuf = crate::writer::set_rcvbuf(&sock, EVENT_RCVBUF);
+        // Our echoes are dropped by the kernel before they take room in the buffer or
+        // wake the reader; `is_echo` below catches them if the filter cannot be set.
+        if let Err(e) = socket2::SockRef::from(&sock).attach_filter(&echo_filter()) {
+            tracing::debug!(error = %e, "no netlink event filter: echoes dropped after reading");
+        }
         // Woken now and then to notice that the FIB is gone.
         socket2::SockRef::from(&sock).set_read_timeout(Some(Duration::from_secs(1)))?;
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
         let s = shared.clone();
+        let deleting = Deleting::default();
+        let d = deleting.clone();
         std::thread::Builder::new()
             .name("fib-events".into())
-            .spawn(move || read_loop(sock, tx, s))?;
-        Ok(Monitor { rx, shared, rcvbuf })
+            .spawn(move || read_loop(sock, tx, s, d))?;
+        Ok(Monitor {
+            rx,
+            shared,
+            deleting,
+            rcvbuf,
+        })
     }
 
     /// The next event; `None` if the reader stopped (the socket failed).
@@ -101,20 +250,30 @@ impl Monitor {
         self.shared.echoes.load(Ordering::Relaxed)
     }
 
+    /// Where the FIB names the suppression entries it deletes.
+    pub fn deleting(&self) -> Deleting {
+        self.deleting.clone()
+    }
+
     /// The receive buffer in effect (bytes, as the kernel reports it).
     pub fn rcvbuf(&self) -> usize {
         self.rcvbuf
     }
 }
 
-fn read_loop(sock: Socket, tx: mpsc::UnboundedSender<Event>, shared: Arc<Shared>) {
+fn read_loop(
+    sock: Socket,
+    tx: mpsc::UnboundedSender<Event>,
+    shared: Arc<Shared>,
+    deleting: Deleting,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
         buf.clear();
         match sock.recv_from(&mut buf, 0) {
             Ok((_, from)) if from.port_number() != 0 => {}
             Ok(_) => {
-                if !forward(&buf, &tx, &shared) {
+                if !forward(&buf, &tx, &shared, &deleting) {
                     return;
                 }
             }
@@ -147,7 +306,12 @@ fn read_loop(sock: Socket, tx: mpsc::UnboundedSender<Event>, shared: Arc<Shared>
 }
 
 /// Passes on the messages of one datagram; false once the receiver is gone.
-fn forward(buf: &[u8], tx: &mpsc::UnboundedSender<Event>, shared: &Shared) -> bool {
+fn forward(
+    buf: &[u8],
+    tx: &mpsc::UnboundedSender<Event>,
+    shared: &Shared,
+    deleting: &Deleting,
+) -> bool {
     let mut off = 0;
     while buf.len() >= off + 16 {
         let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
@@ -156,7 +320,11 @@ fn forward(buf: &[u8], tx: &mpsc::UnboundedSender<Event>, shared: &Shared) -> bo
         }
         let msg = &buf[off..off + len];
         off += (len + 3) & !3;
-        if is_echo(msg) {
+        let ours_going = || {
+            ip_neigh_going(msg)
+                .is_some_and(|(ifindex, ip, gone)| deleting.echo((ifindex, ip), gone))
+        };
+        if is_echo(msg) || ours_going() {
             shared.echoes.fetch_add(1, Ordering::Relaxed);
             continue;
         }
@@ -178,7 +346,9 @@ fn forward(buf: &[u8], tx: &mpsc::UnboundedSender<Event>, shared: &Shared) -> bo
 mod tests {
     use super::*;
     use netlink_packet_core::NetlinkHeader;
-    use netlink_packet_route::neighbour::{NeighbourFlags, NeighbourMessage};
+    use netlink_packet_route::neighbour::{
+        NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+    };
     use netlink_packet_route::AddressFamily;
 
     fn bytes(new: bool, family: AddressFamily, flags: NeighbourFlags) -> Vec<u8> {
@@ -239,7 +409,7 @@ mod tests {
         ));
         d.extend(bytes(false, AddressFamily::Inet, NeighbourFlags::empty()));
         d.extend([1, 2, 3]); // a truncated tail is ignored
-        assert!(forward(&d, &tx, &shared));
+        assert!(forward(&d, &tx, &shared, &Deleting::default()));
         assert_eq!(shared.echoes.load(Ordering::Relaxed), 1);
         assert!(matches!(
             rx.try_recv(),
@@ -250,5 +420,58 @@ mod tests {
             Ok(Event::Message(RouteNetlinkMessage::DelNeighbour(_)))
         ));
         assert!(rx.try_recv().is_err());
+    }
+
+    fn ip_neigh(new: bool, state: NeighbourState, ip: &str) -> Vec<u8> {
+        let mut n = NeighbourMessage::default();
+        n.header.family = AddressFamily::Inet;
+        n.header.ifindex = 3;
+        n.header.state = state;
+        n.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+                ip.parse().unwrap(),
+            )));
+        let inner = if new {
+            RouteNetlinkMessage::NewNeighbour(n)
+        } else {
+            RouteNetlinkMessage::DelNeighbour(n)
+        };
+        let mut m = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(inner));
+        m.finalize();
+        let mut b = vec![0; m.buffer_len()];
+        m.serialize(&mut b);
+        b
+    }
+
+    #[test]
+    fn deletions_of_our_suppression_entries_are_echoes_until_gone() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let shared = Shared::default();
+        let deleting = Deleting::default();
+        let ip: IpAddr = "198.18.0.1".parse().unwrap();
+        deleting.expect([(3, ip), (3, "198.18.0.9".parse().unwrap())]);
+        assert_eq!(deleting.len(), 2);
+        let failed = ip_neigh(true, NeighbourState::Failed, "198.18.0.1");
+        let gone = ip_neigh(false, NeighbourState::Failed, "198.18.0.1");
+        assert_eq!(ip_neigh_going(&failed), Some((3, ip, false)));
+        assert_eq!(ip_neigh_going(&gone), Some((3, ip, true)));
+        let mut d = failed.clone();
+        d.extend(&gone);
+        assert!(forward(&d, &tx, &shared, &deleting));
+        assert!(rx.try_recv().is_err(), "both were echoes");
+        assert_eq!(shared.echoes.load(Ordering::Relaxed), 2);
+        // Done with it: the next ones are the kernel's news again.
+        assert!(forward(&gone, &tx, &shared, &deleting));
+        assert!(rx.try_recv().is_ok());
+        // Another address, or a reachable entry, is never taken for an echo.
+        let other = ip_neigh(true, NeighbourState::Failed, "198.18.0.2");
+        let reachable = ip_neigh(true, NeighbourState::Reachable, "198.18.0.9");
+        assert_eq!(ip_neigh_going(&reachable), None);
+        assert!(forward(&other, &tx, &shared, &deleting));
+        assert!(forward(&reachable, &tx, &shared, &deleting));
+        assert!(rx.try_recv().is_ok() && rx.try_recv().is_ok());
+        // A deletion that found nothing is forgotten.
+        deleting.forget([(3, "198.18.0.9".parse().unwrap())]);
+        assert!(deleting.is_empty());
     }
 }

@@ -30,6 +30,8 @@ pub struct ApplyReport {
     /// Ops for VNIs without a local device (kept desired; programmed when it appears).
     pub skipped: usize,
     pub failed: Vec<(FibOp, String)>,
+    /// Deletes that found nothing to delete (already gone, or the device went).
+    pub absent: Vec<FibOp>,
 }
 
 fn neigh_addr(ip: IpAddr) -> NeighbourAddress {
@@ -192,10 +194,22 @@ pub fn apply<T: Transport>(
         });
     let failures = writer.send_iter(reqs);
     let mut last_failed = None;
+    let mut last_absent = None;
     for (req, errno) in failures {
         let Some(&i) = owner.get(req) else { continue };
         let op = ops[i];
-        if benign(&op, errno) || last_failed == Some(i) {
+        if benign(&op, errno) {
+            let delete = matches!(
+                op,
+                FibOp::FloodDel(_) | FibOp::MacDel(_) | FibOp::NeighDel(_)
+            );
+            if delete && last_absent != Some(i) {
+                last_absent = Some(i);
+                report.absent.push(op);
+            }
+            continue;
+        }
+        if last_failed == Some(i) {
             continue;
         }
         last_failed = Some(i);

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use crate::discover::{self, LinkView, VniDevice};
 use crate::learn::{self, NeighView};
 use crate::model::{FibOp, FloodEntry, Mac, RemoteMac, SuppressNeigh};
-use crate::monitor::{Event, Monitor};
+use crate::monitor::{Deleting, Event, Monitor};
 use crate::netlink::{self, ApplyReport, VniDevices};
 use crate::plan::Planner;
 use crate::snoop::{Binding, Snooper};
@@ -146,6 +146,8 @@ struct Fib {
     handle: rtnetlink::Handle,
     /// FIB entries.
     writer: Writer,
+    /// Suppression entries being deleted (their notifications are echoes).
+    deleting: Deleting,
     links: HashMap<u32, LinkView>,
     vnis: HashMap<u32, VniDevice>,
     planner: Planner,
@@ -186,6 +188,7 @@ pub async fn run(
         cfg,
         handle,
         writer,
+        deleting: monitor.deleting(),
         links: HashMap::new(),
         vnis: HashMap::new(),
         planner: Planner::default(),
@@ -425,12 +428,61 @@ impl Fib {
         }
     }
 
+    /// Writes `ops` to the devices of their VNI (or all to `fixed`). Deleting a
+    /// suppression entry is reported by the kernel without `extern_learn`: the monitor
+    /// is told which are ours, and what reading those notifications would do is done
+    /// here (a local address a neighbour entry taught goes; an entry routes still want
+    /// is put back).
+    fn write(&mut self, ops: &[FibOp], fixed: Option<VniDevices>) -> ApplyReport {
+        let vnis = &self.vnis;
+        let devices = |vni| fixed.or_else(|| devices_of(vnis, vni));
+        let dels: Vec<(FibOp, (u32, IpAddr))> = ops
+            .iter()
+            .filter_map(|op| match op {
+                FibOp::NeighDel(n) => devices(n.vni).map(|d| (*op, (d.bridge_ifindex, n.ip))),
+                _ => None,
+            })
+            .collect();
+        self.deleting.expect(dels.iter().map(|(_, k)| *k));
+        let report = write_ops(&mut self.writer, ops, devices);
+        if dels.is_empty() {
+            return report;
+        }
+        let not_done: HashSet<FibOp> = report
+            .failed
+            .iter()
+            .map(|(op, _)| *op)
+            .chain(report.absent.iter().copied())
+            .collect();
+        self.deleting.forget(
+            dels.iter()
+                .filter(|(op, _)| not_done.contains(op))
+                .map(|(_, k)| *k),
+        );
+        for (op, (ifindex, ip)) in dels {
+            if not_done.contains(&op) {
+                continue;
+            }
+            let v = NeighView::Ip {
+                ifindex,
+                ip,
+                mac: None,
+                ext_learned: false,
+                usable: false,
+            };
+            self.neigh_event(&v, false);
+            if let Some(op) = self.restore(&v) {
+                self.deferred.push(op);
+            }
+        }
+        report
+    }
+
     async fn program(&mut self, ops: &[FibOp]) {
         if ops.is_empty() {
             return;
         }
-        let vnis = &self.vnis;
-        let report = write_ops(&mut self.writer, ops, |vni| devices_of(vnis, vni));
+        let report = self.write(ops, None);
         for (op, _) in &report.failed {
             *self.failures.entry(op.vni()).or_default() += 1;
         }
@@ -547,7 +599,7 @@ impl Fib {
             vxlan_ifindex: old.ifindex,
             bridge_ifindex: bridge,
         };
-        let report = write_ops(&mut self.writer, &ops, |_| Some(dev));
+        let report = self.write(&ops, Some(dev));
         *self.failures.entry(vni).or_default() += report.failed.len();
         tracing::debug!(
             vni,
