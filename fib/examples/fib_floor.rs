@@ -416,25 +416,29 @@ fn main() {
         );
     }
     if sweep {
-        for (bytes, window) in [
+        // Interleaved like the main rounds: buffer size and buffers in flight.
+        let configs = [
             (4096, 1),
             (16384, 1),
             (16384, 2),
             (16384, 4),
             (65536, 1),
             (200_000, 1),
-        ] {
-            let mut w = Writer::open().expect("writer");
-            w.set_batch_bytes(bytes);
-            w.set_window(window);
-            let mut ti = Vec::new();
-            for _ in 0..rounds {
-                ti.push(floor(&mut w, &add_reqs));
+        ];
+        let mut ti: Vec<Vec<Duration>> = vec![Vec::new(); configs.len()];
+        for _ in 0..rounds {
+            for (c, &(bytes, window)) in configs.iter().enumerate().rev() {
+                let mut w = Writer::open().expect("writer");
+                w.set_batch_bytes(bytes);
+                w.set_window(window);
+                ti[c].push(floor(&mut w, &add_reqs));
                 floor(&mut w, &del_reqs);
             }
+        }
+        for (c, (bytes, window)) in configs.iter().enumerate() {
             println!(
                 "writer {bytes:>6} B a buffer, window {window}: install {:.3} s",
-                median(&mut ti).as_secs_f64()
+                median(&mut ti[c]).as_secs_f64()
             );
         }
     }

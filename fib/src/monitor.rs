@@ -207,9 +207,14 @@ impl Monitor {
     /// Subscribes to `groups` (RTMGRP_* bits) in the calling thread's network
     /// namespace and starts the reader thread.
     pub fn open(groups: u32) -> io::Result<Monitor> {
+        Monitor::open_with_rcvbuf(groups, EVENT_RCVBUF)
+    }
+
+    /// [`Monitor::open`] with a receive buffer of `rcvbuf` bytes.
+    pub fn open_with_rcvbuf(groups: u32, rcvbuf: usize) -> io::Result<Monitor> {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind(&SocketAddr::new(0, groups))?;
-        let rcvbuf = crate::writer::set_rcvbuf(&sock, EVENT_RCVBUF);
+        let rcvbuf = crate::writer::set_rcvbuf(&sock, rcvbuf);
         // Our echoes are dropped by the kernel before they take room in the buffer or
         // wake the reader; `is_echo` below catches them if the filter cannot be set.
         if let Err(e) = socket2::SockRef::from(&sock).attach_filter(&echo_filter()) {

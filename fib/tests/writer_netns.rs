@@ -303,3 +303,60 @@ fn a_request_on_a_missing_device_fails_alone() {
     assert_eq!(ns.fdb(), fdb, "FDB entries");
     assert_eq!(ns.neigh(), neigh, "suppression entries");
 }
+
+#[test]
+fn an_overflowing_event_socket_reports_an_overrun() {
+    if !require_root() {
+        return;
+    }
+    let ns = Ns::new();
+    let dev = ns.devices();
+    // Bridge entries without `extern_learn` (not echoes: the monitor passes them on),
+    // thousands in one burst, into the smallest receive buffer the kernel allows.
+    let reqs: Vec<Request> = (0..3000)
+        .map(|i| {
+            let (m, f) = netlink::requests(
+                &FibOp::MacSet(RemoteMac {
+                    vni: VNI,
+                    mac: mac(i),
+                    vtep: vtep(i),
+                }),
+                dev,
+            )
+            .remove(1);
+            let mut m = m;
+            if let netlink_packet_route::RouteNetlinkMessage::NewNeighbour(n) = &mut m {
+                n.header.flags = netlink_packet_route::neighbour::NeighbourFlags::Controller;
+            }
+            Request::new(m, f)
+        })
+        .collect();
+    let (overruns, events) = ns.run(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut m = fib::monitor::Monitor::open_with_rcvbuf(4, 0).expect("monitor");
+            let failures = Writer::open().expect("writer").send(&reqs);
+            assert!(failures.iter().all(|r| r.is_ok()));
+            let mut events = 0;
+            let mut overruns = 0;
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+            while let Ok(Some(e)) = tokio::time::timeout_at(deadline, m.next()).await {
+                match e {
+                    fib::monitor::Event::Overrun => {
+                        overruns += m.take_overruns();
+                        break;
+                    }
+                    fib::monitor::Event::Message(_) => events += 1,
+                }
+            }
+            (overruns, events)
+        })
+    });
+    assert!(
+        overruns >= 1,
+        "no overrun reported ({events} of 3000 events read)"
+    );
+}
