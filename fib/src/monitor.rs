@@ -84,6 +84,14 @@ impl Deleting {
         true
     }
 
+    /// Forgets every deletion (their notifications may have been dropped with an
+    /// overrun; any still queued are then read as ordinary events, which is harmless).
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.0.lock() {
+            m.clear();
+        }
+    }
+
     /// Deletions outstanding.
     pub fn len(&self) -> usize {
         self.0

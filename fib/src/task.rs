@@ -822,6 +822,7 @@ impl Fib {
     /// programmed; stale entries we own are removed (kept for the start-up
     /// reconcile while it is pending).
     async fn resync(&mut self) {
+        self.deleting.clear();
         match discover::dump_links(&self.handle).await {
             Ok(links) => {
                 self.links = links;
