@@ -10,7 +10,9 @@
 //!   ack per buffer, errors read back (the kernel's cost and nothing else);
 //! - `writer`: `Writer::send_iter` on requests built beforehand (serialization and
 //!   reply matching on top of the floor);
-//! - `iproute2`: `bridge -batch` + `ip -batch` (install only; removed by `floor`).
+//! - `iproute2`: `bridge -batch` + `ip -batch` (install only; removed by `floor`);
+//! - with `--agent`, `agent`: the FIB task itself (`fib::task::run`, with its own
+//!   event monitor), fed the routes as best-path batches of 1000, as from the RIB.
 //!
 //! Rounds interleave the variants, so times of one round are comparable; the
 //! medians and their ratios to `floor` are printed. With `--monitor` a
@@ -18,7 +20,7 @@
 //! printed (`fib` then tells it which deletions are ours, as the FIB does).
 //!
 //! ```sh
-//! cargo run --release -p fib --example fib_floor -- [ROUTES] [ROUNDS] [--monitor] [--sweep]
+//! cargo run --release -p fib --example fib_floor -- [ROUTES] [ROUNDS] [--monitor] [--agent] [--sweep] [--only=floor,agent]
 //! ```
 //! Needs root. Underlay 198.19.0.0/16, overlay 198.18.0.0/16, inside the namespace.
 
@@ -28,8 +30,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use bgp::rib::{BestChange, BestPath, RouteAttrs};
+use evpn::{originate, L2vpnEvpn, MacAddr, Vni};
 use fib::model::{FibOp, Mac, RemoteMac, SuppressNeigh};
 use fib::netlink::{self, VniDevices};
+use fib::task::FibCmd;
 use fib::writer::{Request, Writer};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST};
@@ -209,6 +216,92 @@ fn floor_raw(sock: &netlink_sys::Socket, bufs: &[(Vec<u8>, u32)]) -> (Duration, 
     (t.elapsed(), errors)
 }
 
+/// Best-path changes for the routes (adds, or withdrawals), in batches of 1000 as
+/// a RIB hands them over.
+fn best_changes(n: u32, add: bool) -> Vec<Vec<BestChange<L2vpnEvpn>>> {
+    let mut out = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        out.push(
+            chunk
+                .iter()
+                .map(|&i| {
+                    let vni = Vni::new(vni_of(i, n)).expect("vni");
+                    let IpAddr::V4(v) = vtep(i) else {
+                        unreachable!()
+                    };
+                    let (route, attrs) = originate::mac_ip(
+                        originate::auto_rd(v, 1),
+                        vni,
+                        MacAddr(mac(i).0),
+                        Some(overlay(i % n.div_ceil(2))),
+                        &[originate::auto_rt(65001, vni)],
+                        None,
+                    );
+                    BestChange {
+                        key: route.key(),
+                        best: add.then(|| BestPath {
+                            nlri: route,
+                            attrs: Arc::new(RouteAttrs {
+                                attrs,
+                                next_hop: vtep(i),
+                            }),
+                            peer: 1,
+                        }),
+                    }
+                })
+                .collect(),
+        );
+    }
+    out
+}
+
+/// The FIB task as the daemon runs it, fed best-path batches: (install, remove).
+fn agent_round(rt: &tokio::runtime::Runtime, n: u32) -> (Duration, Duration) {
+    let (adds, dels) = (best_changes(n, true), best_changes(n, false));
+    rt.block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::channel(fib::task::FIB_QUEUE);
+        let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel(fib::task::EVENT_QUEUE);
+        let cfg = fib::task::FibConfig {
+            fix_ports: false,
+            reconcile_after: Duration::from_secs(3600),
+        };
+        let task = tokio::spawn(fib::task::run(cfg, rx, ev_tx));
+        tokio::spawn(async move { while ev_rx.recv().await.is_some() {} });
+        // Two round trips: the second answer comes after the batches before it
+        // are programmed.
+        let settle = |tx: tokio::sync::mpsc::Sender<FibCmd>| async move {
+            for _ in 0..2 {
+                // (A VNI without routes: the answer costs next to nothing.)
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                let _ = tx
+                    .send(FibCmd::ShowFib {
+                        vni: Some(1),
+                        reply,
+                    })
+                    .await;
+                let _ = rx.await;
+            }
+        };
+        settle(tx.clone()).await;
+        let t = Instant::now();
+        for b in adds {
+            let _ = tx.send(FibCmd::Best(b)).await;
+        }
+        settle(tx.clone()).await;
+        let ti = t.elapsed();
+        assert_eq!(count(), (n as usize, n as usize), "agent: entries");
+        let t = Instant::now();
+        for b in dels {
+            let _ = tx.send(FibCmd::Best(b)).await;
+        }
+        settle(tx.clone()).await;
+        let td = t.elapsed();
+        drop(tx);
+        let _ = task.await;
+        (ti, td)
+    })
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -330,7 +423,15 @@ fn main() {
         assert_eq!(failed, 0, "floor: failures");
         d
     };
-    let names = ["floor", "writer", "fib", "old", "iproute2"];
+    let mut names: Vec<&str> = if args.iter().any(|a| a == "--agent") {
+        vec!["floor", "writer", "fib", "agent", "old", "iproute2"]
+    } else {
+        vec!["floor", "writer", "fib", "old", "iproute2"]
+    };
+    // `--only=floor,agent`: just these (the first is the reference).
+    if let Some(only) = args.iter().find_map(|a| a.strip_prefix("--only=")) {
+        names = only.split(',').collect();
+    }
     let mut times: Vec<(Vec<Duration>, Vec<Duration>)> = vec![Default::default(); names.len()];
     let full = (n as usize, n as usize);
     for round in 0..rounds {
@@ -368,6 +469,7 @@ fn main() {
                     assert!(r.failed.is_empty());
                     (ti, td)
                 }
+                "agent" => agent_round(&rt, n),
                 "old" => rt.block_on(async {
                     let t = Instant::now();
                     assert_eq!(old_apply(&handle, &add, &devs).await, 0);
