@@ -225,17 +225,18 @@ impl Planner {
             }
         }
         // Deletes before adds; a MAC before the suppression entry that names it.
-        ops.sort_by_key(|op| {
-            let rank = match op {
+        // (Each entry appears once, so an unstable sort gives the same order.)
+        fn rank(op: &FibOp) -> u8 {
+            match op {
                 FibOp::NeighDel(_) => 0,
                 FibOp::MacDel(_) => 1,
                 FibOp::FloodDel(_) => 2,
                 FibOp::FloodAdd(_) => 3,
                 FibOp::MacSet(_) => 4,
                 FibOp::NeighSet(_) => 5,
-            };
-            (rank, *op)
-        });
+            }
+        }
+        ops.sort_unstable_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
         ops
     }
 
