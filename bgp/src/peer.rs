@@ -36,6 +36,8 @@ pub struct PeerInfo {
     /// The peer's BGP identifier from its OPEN.
     pub bgp_id: Ipv4Addr,
     pub kind: PeerKind,
+    /// Four-octet AS numbers negotiated (RFC 6793): how AS_PATH is encoded to it.
+    pub as4: bool,
 }
 
 /// Facts about the local speaker that shape import and export.

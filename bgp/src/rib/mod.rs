@@ -1,19 +1,25 @@
-//! The RIB: Adj-RIB-In per peer, Loc-RIB with best path, Adj-RIB-Out per peer.
+//! The RIB: Adj-RIB-In per peer, Loc-RIB with best path, Adj-RIB-Out per update group.
 //!
 //! Plain data, no tokio: `Rib::apply` takes one [`RibInput`] and updates every
-//! structure; what each peer must be sent accumulates in a per-peer pending map keyed
-//! by route (so churn coalesces) and is taken out in batches grouped by attribute set
-//! with [`Rib::take_out`]. Tests drive it directly.
+//! structure; a changed destination is marked dirty in every update group (so churn
+//! coalesces), and [`Rib::flush`] works each group's changes out once, encodes them
+//! once and hands the shared bytes to every member's [`PeerSink`]. Tests drive it
+//! directly with sinks that buffer.
 //!
 //! Memory layout, chosen for a million routes and hundreds of peers:
 //! - each destination gets a dense [`RouteId`]; a path is (peer, NLRI, [`AttrId`]);
 //! - Adj-RIB-In of a peer is the set of route ids it gave us (exact peer-down);
-//! - Adj-RIB-Out of a peer is a `Vec<u32>` indexed by route id holding the id of the
-//!   attribute set last advertised (0 = nothing), 4 bytes per route per peer.
+//! - Adj-RIB-Out of an update group (all peers with one export policy) is a `Vec`
+//!   indexed by route id of (attribute set, source), 8 bytes per route per group —
+//!   not per peer.
 
+mod adj_out;
 pub mod attrs;
 pub mod best;
+mod encode;
 mod export;
+mod group;
+pub mod out;
 pub mod task;
 
 use foldhash::{HashMap, HashMapExt, HashSet};
@@ -27,6 +33,8 @@ pub use best::RejectReason;
 use crate::af::AddressFamily;
 use crate::peer::{LocalInfo, PeerId, PeerInfo, LOCAL_PEER};
 use best::{Candidate, Source};
+use group::{GroupKey, UpdateGroup};
+pub use out::{Audience, Encoded, EncodedPiece, PeerSink};
 
 /// Dense index of a destination.
 pub type RouteId = u32;
@@ -34,8 +42,8 @@ pub type RouteId = u32;
 /// What the RIB is told.
 #[derive(Debug)]
 pub enum RibInput<A: AddressFamily> {
-    /// A session reached Established (or the local pseudo-peer registers).
-    PeerUp(PeerInfo),
+    /// A session reached Established; what it must be sent goes to the sink.
+    PeerUp(PeerInfo, Box<dyn PeerSink>),
     /// A session left Established: everything the peer gave is withdrawn.
     PeerDown(PeerId),
     /// Routes received (or originated, with `LOCAL_PEER`) with these attributes.
@@ -76,21 +84,6 @@ impl<A: AddressFamily> Clone for BestPath<A> {
     }
 }
 
-/// What one peer must be sent next, grouped by attribute set.
-#[derive(Debug)]
-pub struct OutBatch<A: AddressFamily> {
-    pub advertise: Vec<(Arc<RouteAttrs>, Vec<A::Nlri>)>,
-    pub withdraw: Vec<A::Nlri>,
-    /// Send End-of-RIB (RFC 4724 §2) after this batch: the initial table is sent.
-    pub end_of_rib: bool,
-}
-
-impl<A: AddressFamily> OutBatch<A> {
-    pub fn route_count(&self) -> usize {
-        self.advertise.iter().map(|(_, n)| n.len()).sum::<usize>() + self.withdraw.len()
-    }
-}
-
 struct Path<A: AddressFamily> {
     peer: PeerId,
     nlri: A::Nlri,
@@ -101,21 +94,11 @@ struct Dest<A: AddressFamily> {
     key: A::Key,
     paths: Vec<Path<A>>,
     best: Option<usize>,
-}
-
-enum Pending<A: AddressFamily> {
-    Advertise { nlri: A::Nlri, attrs: AttrId },
-    Withdraw { nlri: A::Nlri },
-}
-
-/// Per established peer: what we told it and what we still have to tell it.
-struct PeerOut<A: AddressFamily> {
-    info: PeerInfo,
-    /// Adj-RIB-Out: attribute set id + 1 per route id, 0 = not advertised.
-    adj_out: Vec<u32>,
-    advertised: usize,
-    pending: HashMap<A::Key, Pending<A>>,
-    eor_pending: bool,
+    /// Update groups that have this destination marked dirty. A destination with no
+    /// path left stays (its id not reused) until all of them have sent its withdrawal.
+    dirty_in: u32,
+    /// An NLRI to withdraw with once no path is left.
+    gone: Option<A::Nlri>,
 }
 
 /// One path as `show routes` presents it.
@@ -143,6 +126,8 @@ pub struct RibStats {
     pub destinations: usize,
     pub paths: usize,
     pub attr_sets: usize,
+    /// Update groups: peers that share one Adj-RIB-Out and one encoding.
+    pub update_groups: usize,
 }
 
 pub struct Rib<A: AddressFamily> {
@@ -151,16 +136,22 @@ pub struct Rib<A: AddressFamily> {
     index: HashMap<A::Key, RouteId>,
     dests: Vec<Option<Dest<A>>>,
     free: Vec<RouteId>,
+    /// Destinations with no path left whose withdrawal some group has yet to send.
+    tombstones: usize,
     paths: usize,
     /// Adj-RIB-In: route ids per source (the local pseudo-peer included).
     adj_in: HashMap<PeerId, HashSet<RouteId>>,
     /// Sources' identities, for best-path selection and export rules.
     sources: HashMap<PeerId, PeerInfo>,
-    out: HashMap<PeerId, PeerOut<A>>,
+    /// Update groups (a slot is `None` once its last member left).
+    groups: Vec<Option<UpdateGroup>>,
+    /// The group each established peer is in.
+    group_of: HashMap<PeerId, usize>,
+    /// The group new peers of a policy join (not one split off for a slow peer).
+    open_groups: HashMap<GroupKey, usize>,
     /// Collect best-path changes (only a host agent programming a FIB needs them).
     track_best: bool,
     best_changes: Vec<BestChange<A>>,
-    peer_scratch: Vec<PeerId>,
 }
 
 impl<A: AddressFamily> Rib<A> {
@@ -171,13 +162,15 @@ impl<A: AddressFamily> Rib<A> {
             index: HashMap::new(),
             dests: Vec::new(),
             free: Vec::new(),
+            tombstones: 0,
             paths: 0,
             adj_in: HashMap::new(),
             sources: HashMap::new(),
-            out: HashMap::new(),
+            groups: Vec::new(),
+            group_of: HashMap::new(),
+            open_groups: HashMap::new(),
             track_best: false,
             best_changes: Vec::new(),
-            peer_scratch: Vec::new(),
         }
     }
 
@@ -192,7 +185,7 @@ impl<A: AddressFamily> Rib<A> {
 
     pub fn apply(&mut self, input: RibInput<A>) {
         match input {
-            RibInput::PeerUp(info) => self.peer_up(info),
+            RibInput::PeerUp(info, sink) => self.peer_up(info, sink),
             RibInput::PeerDown(peer) => self.peer_down(peer),
             RibInput::Update { peer, attrs, reach } => self.update(peer, attrs, reach),
             RibInput::Withdraw { peer, nlri } => {
@@ -209,42 +202,21 @@ impl<A: AddressFamily> Rib<A> {
         std::mem::take(&mut self.best_changes)
     }
 
-    fn peer_up(&mut self, info: PeerInfo) {
+    fn peer_up(&mut self, info: PeerInfo, sink: Box<dyn PeerSink>) {
         let id = info.id;
         if id == LOCAL_PEER {
             return;
         }
         // A peer that comes back without a PeerDown (should not happen) starts clean.
-        if self.out.contains_key(&id) {
+        if self.group_of.contains_key(&id) {
             self.peer_down(id);
         }
         self.sources.insert(id, info.clone());
-        self.out.insert(
-            id,
-            PeerOut {
-                info,
-                adj_out: Vec::new(),
-                advertised: 0,
-                pending: HashMap::new(),
-                eor_pending: true,
-            },
-        );
-        self.export_all_to(id, false);
+        self.join(info, sink);
     }
 
     fn peer_down(&mut self, peer: PeerId) {
-        if let Some(out) = self.out.remove(&peer) {
-            for slot in out.adj_out {
-                if slot != 0 {
-                    self.attrs.release(AttrId::from_slot(slot));
-                }
-            }
-            for p in out.pending.into_values() {
-                if let Pending::Advertise { attrs, .. } = p {
-                    self.attrs.release(attrs);
-                }
-            }
-        }
+        self.leave(peer);
         let rids = self.adj_in.remove(&peer).unwrap_or_default();
         for rid in rids {
             if let Some(nlri) = self.remove_path(rid, peer) {
@@ -330,9 +302,7 @@ impl<A: AddressFamily> Rib<A> {
     }
 
     fn refresh(&mut self, peer: PeerId) {
-        if self.out.contains_key(&peer) {
-            self.export_all_to(peer, true);
-        }
+        self.restart_dump(peer);
     }
 
     fn route_id(&mut self, key: A::Key) -> RouteId {
@@ -343,6 +313,8 @@ impl<A: AddressFamily> Rib<A> {
             key: key.clone(),
             paths: Vec::new(),
             best: None,
+            dirty_in: 0,
+            gone: None,
         };
         let rid = match self.free.pop() {
             Some(rid) => {
@@ -444,22 +416,40 @@ impl<A: AddressFamily> Rib<A> {
                 });
             }
         }
-        // A scratch list reused across calls: this runs once per route change.
-        let mut peers = std::mem::take(&mut self.peer_scratch);
-        peers.clear();
-        peers.extend(self.out.keys().copied());
-        for &peer in &peers {
-            self.export_route(peer, rid, best_path.as_ref(), &fallback, false);
+        let mut marked = 0;
+        for g in self.groups.iter_mut().flatten() {
+            if g.mark(rid) {
+                marked += 1;
+            }
         }
-        self.peer_scratch = peers;
-        // A destination with no path left is gone once every peer has been told.
-        let empty = matches!(self.dests.get(rid as usize), Some(Some(d)) if d.paths.is_empty());
-        if empty {
-            if let Some(slot) = self.dests.get_mut(rid as usize) {
-                if let Some(dest) = slot.take() {
-                    self.index.remove(&dest.key);
-                    self.free.push(rid);
+        if let Some(Some(dest)) = self.dests.get_mut(rid as usize) {
+            dest.dirty_in += marked;
+            let was_gone = dest.gone.is_some();
+            dest.gone = dest.paths.is_empty().then_some(fallback);
+            match (was_gone, dest.gone.is_some()) {
+                (false, true) => self.tombstones += 1,
+                (true, false) => self.tombstones -= 1,
+                _ => {}
+            }
+        }
+        self.free_if_gone(rid);
+    }
+
+    /// Forgets a destination with no path left that no group still has to withdraw.
+    fn free_if_gone(&mut self, rid: RouteId) {
+        let Some(slot) = self.dests.get_mut(rid as usize) else {
+            return;
+        };
+        if slot
+            .as_ref()
+            .is_some_and(|d| d.paths.is_empty() && d.dirty_in == 0)
+        {
+            if let Some(dest) = slot.take() {
+                if dest.gone.is_some() {
+                    self.tombstones -= 1;
                 }
+                self.index.remove(&dest.key);
+                self.free.push(rid);
             }
         }
     }
@@ -471,139 +461,6 @@ impl<A: AddressFamily> Rib<A> {
             nlri: p.nlri.clone(),
             attrs: self.attrs.get(p.attrs).clone(),
             peer: p.peer,
-        })
-    }
-
-    fn export_all_to(&mut self, peer: PeerId, force: bool) {
-        let rids: Vec<RouteId> = (0..self.dests.len() as RouteId)
-            .filter(|&r| matches!(self.dests.get(r as usize), Some(Some(_))))
-            .collect();
-        for rid in rids {
-            if let Some(best) = self.best_of(rid) {
-                let fallback = best.nlri.clone();
-                self.export_route(peer, rid, Some(&best), &fallback, force);
-            }
-        }
-        if let Some(out) = self.out.get_mut(&peer) {
-            out.eor_pending = true;
-        }
-    }
-
-    /// Brings the Adj-RIB-Out of `peer` for `rid` in line with `best`, queueing the
-    /// difference. `force` re-sends an unchanged route (route refresh).
-    fn export_route(
-        &mut self,
-        peer: PeerId,
-        rid: RouteId,
-        best: Option<&BestPath<A>>,
-        fallback: &A::Nlri,
-        force: bool,
-    ) {
-        let Some(out) = self.out.get(&peer) else {
-            return;
-        };
-        let wanted = best.and_then(|b| {
-            let src = self.sources.get(&b.peer);
-            export::export(&self.local, src, b.peer, &out.info, &b.attrs)
-        });
-        let new_id = wanted.map(|ra| self.attrs.intern(ra));
-        let Some(out) = self.out.get_mut(&peer) else {
-            return;
-        };
-        if out.adj_out.len() <= rid as usize {
-            out.adj_out.resize(rid as usize + 1, 0);
-        }
-        let old_slot = out.adj_out[rid as usize];
-        let new_slot = new_id.map_or(0, AttrId::to_slot);
-        if old_slot == new_slot && !force {
-            if let Some(id) = new_id {
-                self.attrs.release(id);
-            }
-            return;
-        }
-        let key = A::key(fallback);
-        out.adj_out[rid as usize] = new_slot;
-        match (old_slot != 0, new_slot != 0) {
-            (false, true) => out.advertised += 1,
-            (true, false) => out.advertised -= 1,
-            _ => {}
-        }
-        let pending = match (new_id, best) {
-            (Some(id), Some(b)) => {
-                // One reference for the Adj-RIB-Out (from intern), one for pending.
-                self.attrs.retain(id);
-                Some(Pending::Advertise {
-                    nlri: b.nlri.clone(),
-                    attrs: id,
-                })
-            }
-            _ if old_slot != 0 => Some(Pending::Withdraw {
-                nlri: fallback.clone(),
-            }),
-            _ => None,
-        };
-        let replaced = match pending {
-            Some(p) => out.pending.insert(key, p),
-            None => out.pending.remove(&key),
-        };
-        if let Some(Pending::Advertise { attrs, .. }) = replaced {
-            self.attrs.release(attrs);
-        }
-        if old_slot != 0 {
-            self.attrs.release(AttrId::from_slot(old_slot));
-        }
-    }
-
-    /// Peers with something waiting to be sent.
-    pub fn peers_with_output(&self) -> Vec<PeerId> {
-        self.out
-            .iter()
-            .filter(|(_, o)| !o.pending.is_empty() || o.eor_pending)
-            .map(|(&id, _)| id)
-            .collect()
-    }
-
-    /// Takes up to `max_routes` pending changes for `peer`, grouped by attribute set.
-    pub fn take_out(&mut self, peer: PeerId, max_routes: usize) -> Option<OutBatch<A>> {
-        let out = self.out.get_mut(&peer)?;
-        if out.pending.is_empty() && !out.eor_pending {
-            return None;
-        }
-        let keys: Vec<A::Key> = out.pending.keys().take(max_routes).cloned().collect();
-        let mut adds: Vec<(AttrId, A::Nlri)> = Vec::new();
-        let mut withdraw = Vec::new();
-        for k in keys {
-            match out.pending.remove(&k) {
-                Some(Pending::Advertise { nlri, attrs }) => adds.push((attrs, nlri)),
-                Some(Pending::Withdraw { nlri }) => withdraw.push(nlri),
-                None => {}
-            }
-        }
-        let end_of_rib = out.pending.is_empty() && out.eor_pending;
-        if end_of_rib {
-            out.eor_pending = false;
-        }
-        if out.pending.capacity() > 1024 && out.pending.len() < out.pending.capacity() / 4 {
-            out.pending.shrink_to_fit();
-        }
-        adds.sort_by_key(|(id, _)| *id);
-        let mut advertise: Vec<(Arc<RouteAttrs>, Vec<A::Nlri>)> = Vec::new();
-        let mut last: Option<AttrId> = None;
-        for (id, nlri) in adds {
-            if last == Some(id) {
-                if let Some((_, v)) = advertise.last_mut() {
-                    v.push(nlri);
-                }
-            } else {
-                advertise.push((self.attrs.get(id).clone(), vec![nlri]));
-                last = Some(id);
-            }
-            self.attrs.release(id);
-        }
-        Some(OutBatch {
-            advertise,
-            withdraw,
-            end_of_rib,
         })
     }
 
@@ -650,14 +507,25 @@ impl<A: AddressFamily> Rib<A> {
 
     /// Routes currently advertised to `peer` (its Adj-RIB-Out size).
     pub fn advertised_count(&self, peer: PeerId) -> usize {
-        self.out.get(&peer).map_or(0, |o| o.advertised)
+        self.group(peer).map_or(0, |g| g.advertised_to(peer))
+    }
+
+    /// The established peers.
+    pub fn peers(&self) -> Vec<PeerId> {
+        self.group_of.keys().copied().collect()
+    }
+
+    fn group(&self, peer: PeerId) -> Option<&UpdateGroup> {
+        let &gi = self.group_of.get(&peer)?;
+        self.groups.get(gi)?.as_ref()
     }
 
     pub fn stats(&self) -> RibStats {
         RibStats {
-            destinations: self.index.len(),
+            destinations: self.index.len() - self.tombstones,
             paths: self.paths,
             attr_sets: self.attrs.len(),
+            update_groups: self.groups.iter().flatten().count(),
         }
     }
 }

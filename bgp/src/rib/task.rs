@@ -1,33 +1,74 @@
-//! The RIB task: owns the [`Rib`], drains inputs in batches, fans out per-peer output.
+//! The RIB task: owns the [`Rib`], drains inputs in batches, flushes update groups.
 //!
 //! ```text
 //!  sessions ──RibCmd (await, cap RIB_QUEUE)──► RIB task ──Vec<BestChange> (await)──► FIB
 //!  control  ──RibCmd::Query + oneshot ───────►    │
-//!                                                 └─OutBatch (try_reserve, cap PEER_QUEUE)──► session[peer]
+//!                                                 └─Arc<Encoded> (unbounded, paced by bytes)──► session[peer]
 //! ```
-//! The RIB never awaits a session: when a session's queue is full its changes stay in
-//! the RIB's pending map for that peer (coalesced by route) and are retried on the
-//! next turn, so one slow peer holds up nobody else and memory is bounded by the
-//! number of routes, not by churn.
+//! The RIB never awaits a session: each session's queue counts the bytes it holds
+//! ([`OutQueue`]), the RIB gives a peer more only below a high-water mark and the
+//! writer wakes the RIB when it drains, so one slow peer holds up nobody else and
+//! memory is bounded by the number of routes, not by churn.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::{BestChange, OutBatch, Rib, RibInput, RibStats, RouteSnapshot};
+use super::adj_out::LOW_WATER;
+use super::{BestChange, Encoded, PeerSink, Rib, RibInput, RibStats, RouteSnapshot};
 use crate::af::AddressFamily;
 use crate::peer::{PeerId, PeerInfo};
 
 /// Inputs queued towards the RIB; a full queue makes sessions stop reading their
 /// sockets (TCP pushes back on the peer) instead of growing memory.
 pub const RIB_QUEUE: usize = 1024;
-/// Batches queued towards one session; small, because the RIB coalesces behind it.
-pub const PEER_QUEUE: usize = 8;
-/// Routes per batch: about what a few dozen full UPDATEs carry.
-pub const BATCH_ROUTES: usize = 2048;
-/// How often a backlog towards a full session is retried.
-const RETRY: Duration = Duration::from_millis(20);
+/// A backlog is retried at least this often even if no writer wakes the RIB.
+const RETRY: Duration = Duration::from_millis(50);
+
+/// The bytes queued towards one peer's socket, shared by the RIB (which adds what it
+/// delivers) and the connection's writer (which takes off what it wrote).
+#[derive(Debug, Default)]
+pub struct OutQueue {
+    bytes: AtomicUsize,
+    /// Set by the RIB task: woken when the queue drains below the low-water mark.
+    wake: OnceLock<Arc<Notify>>,
+}
+
+impl OutQueue {
+    pub fn queued(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// `n` bytes were written to the socket.
+    pub fn written(&self, n: usize) {
+        let before = self.bytes.fetch_sub(n, Ordering::Relaxed);
+        if before >= LOW_WATER && before - n < LOW_WATER {
+            if let Some(w) = self.wake.get() {
+                w.notify_one();
+            }
+        }
+    }
+}
+
+/// The RIB's end of a session's output queue.
+#[derive(Debug)]
+struct SessionSink {
+    tx: mpsc::UnboundedSender<Arc<Encoded>>,
+    queue: Arc<OutQueue>,
+}
+
+impl PeerSink for SessionSink {
+    fn queued(&self) -> usize {
+        self.queue.queued()
+    }
+    fn deliver(&mut self, batch: Arc<Encoded>, bytes: usize) -> bool {
+        self.queue.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.tx.send(batch).is_ok()
+    }
+}
 
 /// Selects routes for `show routes` by their best path.
 pub type RouteFilter<A> =
@@ -42,10 +83,12 @@ pub struct PeerCounts {
 
 pub enum RibCmd<A: AddressFamily> {
     Input(RibInput<A>),
-    /// A session is Established; batches for it go to `out_tx`.
+    /// A session is Established; what it must send goes to `out_tx`, counted in
+    /// `queue`.
     PeerUp {
         info: PeerInfo,
-        out_tx: mpsc::Sender<OutBatch<A>>,
+        out_tx: mpsc::UnboundedSender<Arc<Encoded>>,
+        queue: Arc<OutQueue>,
     },
     Routes {
         filter: RouteFilter<A>,
@@ -56,19 +99,17 @@ pub enum RibCmd<A: AddressFamily> {
     },
 }
 
-/// Runs the RIB until every sender is gone. Best-path changes go to `fib_tx` if given.
-/// Best-path changes go to `fib_tx` as whatever the FIB's command type makes of them.
+/// Runs the RIB until every sender is gone. Best-path changes go to `fib_tx` if given,
+/// as whatever the FIB's command type makes of them.
 pub async fn run<A: AddressFamily, F: From<Vec<BestChange<A>>> + Send + 'static>(
     mut rib: Rib<A>,
     mut rx: mpsc::Receiver<RibCmd<A>>,
     fib_tx: Option<mpsc::Sender<F>>,
 ) {
     rib.track_best_changes(fib_tx.is_some());
-    let mut sessions: HashMap<PeerId, mpsc::Sender<OutBatch<A>>> = HashMap::new();
+    let wake = Arc::new(Notify::new());
     let mut buf = Vec::with_capacity(256);
     let mut backlog = false;
-    let mut retry = tokio::time::interval(RETRY);
-    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             n = rx.recv_many(&mut buf, 256) => {
@@ -76,12 +117,13 @@ pub async fn run<A: AddressFamily, F: From<Vec<BestChange<A>>> + Send + 'static>
                     break;
                 }
                 for cmd in buf.drain(..) {
-                    handle(&mut rib, &mut sessions, cmd);
+                    handle(&mut rib, &wake, cmd);
                 }
             }
-            _ = retry.tick(), if backlog => {}
+            _ = wake.notified(), if backlog => {}
+            _ = tokio::time::sleep(RETRY), if backlog => {}
         }
-        backlog = flush(&mut rib, &sessions);
+        backlog = rib.flush();
         if let Some(fib) = &fib_tx {
             let changes = rib.take_best_changes();
             if !changes.is_empty() && fib.send(F::from(changes)).await.is_err() {
@@ -91,29 +133,26 @@ pub async fn run<A: AddressFamily, F: From<Vec<BestChange<A>>> + Send + 'static>
     }
 }
 
-fn handle<A: AddressFamily>(
-    rib: &mut Rib<A>,
-    sessions: &mut HashMap<PeerId, mpsc::Sender<OutBatch<A>>>,
-    cmd: RibCmd<A>,
-) {
+fn handle<A: AddressFamily>(rib: &mut Rib<A>, wake: &Arc<Notify>, cmd: RibCmd<A>) {
     match cmd {
-        RibCmd::Input(input) => {
-            if let RibInput::PeerDown(id) = &input {
-                sessions.remove(id);
-            }
-            rib.apply(input);
-        }
-        RibCmd::PeerUp { info, out_tx } => {
-            sessions.insert(info.id, out_tx);
-            rib.apply(RibInput::PeerUp(info));
+        RibCmd::Input(input) => rib.apply(input),
+        RibCmd::PeerUp {
+            info,
+            out_tx,
+            queue,
+        } => {
+            let _ = queue.wake.set(wake.clone());
+            let sink = SessionSink { tx: out_tx, queue };
+            rib.apply(RibInput::PeerUp(info, Box::new(sink)));
         }
         RibCmd::Routes { filter, reply } => {
             let _ = reply.send(rib.routes(&*filter));
         }
         RibCmd::Counts { reply } => {
-            let counts = sessions
-                .keys()
-                .map(|&id| {
+            let counts = rib
+                .peers()
+                .into_iter()
+                .map(|id| {
                     let c = PeerCounts {
                         received: rib.received_count(id),
                         advertised: rib.advertised_count(id),
@@ -124,33 +163,4 @@ fn handle<A: AddressFamily>(
             let _ = reply.send((counts, rib.stats()));
         }
     }
-}
-
-/// Moves pending output into the sessions' queues as far as they have room; true if
-/// something is left for later.
-fn flush<A: AddressFamily>(
-    rib: &mut Rib<A>,
-    sessions: &HashMap<PeerId, mpsc::Sender<OutBatch<A>>>,
-) -> bool {
-    let mut left = false;
-    for peer in rib.peers_with_output() {
-        let Some(tx) = sessions.get(&peer) else {
-            continue;
-        };
-        loop {
-            match tx.try_reserve() {
-                Ok(permit) => match rib.take_out(peer, BATCH_ROUTES) {
-                    Some(batch) => permit.send(batch),
-                    None => break,
-                },
-                Err(mpsc::error::TrySendError::Full(())) => {
-                    left = true;
-                    break;
-                }
-                // The session is going away; its PeerDown is on the way.
-                Err(mpsc::error::TrySendError::Closed(())) => break,
-            }
-        }
-    }
-    left
 }

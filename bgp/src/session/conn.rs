@@ -1,6 +1,7 @@
 //! One TCP connection of a session: framing, decoding, the FSM, and a writer task.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -11,19 +12,35 @@ use tokio::sync::{mpsc, watch};
 
 use super::fsm::{Fsm, FsmConfig, Output};
 use crate::af::AddressFamily;
-use crate::rib::task::RibCmd;
-use crate::rib::{OutBatch, RibInput, RouteAttrs};
+use crate::peer::PeerId;
+use crate::rib::task::{OutQueue, RibCmd};
+use crate::rib::{Encoded, RibInput, RouteAttrs};
 use crate::wire::notification::codes;
 use crate::wire::{
     header, Action, DecodeCtx, EncodeCtx, Message, MpNextHop, MpUnreach, NotificationMsg, UpdateMsg,
 };
 
-/// Chunks queued towards the writer task. Route batches are only taken from the RIB
+/// Items queued towards the writer task. Route batches are only taken from the RIB
 /// while at least `WRITE_ROOM` places are free, so control messages always fit.
 const WRITE_QUEUE: usize = 32;
 const WRITE_ROOM: usize = 4;
-/// A peer that does not take a chunk within this time is considered dead.
+/// A peer that does not take a write within this time is considered dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The writer gathers queued messages into writes of about this size.
+const WRITE_CHUNK: usize = 256 << 10;
+
+/// What the writer task sends.
+enum WriteItem {
+    /// One message of this connection (OPEN, KEEPALIVE, NOTIFICATION, ...).
+    Message(Bytes),
+    /// A batch the RIB encoded once for an update group: the pieces for `peer`,
+    /// whose bytes are taken off `queue` once written.
+    Shared {
+        batch: Arc<Encoded>,
+        peer: PeerId,
+        queue: Arc<OutQueue>,
+    },
+}
 
 pub(super) enum ConnEvent<B> {
     Frame(Bytes),
@@ -42,7 +59,7 @@ pub(super) struct Conn {
     pub outgoing: bool,
     reader: OwnedReadHalf,
     rbuf: BytesMut,
-    writer: Option<mpsc::Sender<Bytes>>,
+    writer: Option<mpsc::Sender<WriteItem>>,
     dctx: DecodeCtx,
     ectx: EncodeCtx,
     /// The session's status, for counting every message this connection sends.
@@ -59,22 +76,11 @@ impl Conn {
     ) -> Conn {
         let _ = stream.set_nodelay(true);
         let (reader, mut write_half) = stream.into_split();
-        let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+        let (tx, rx) = mpsc::channel::<WriteItem>(WRITE_QUEUE);
         tokio::spawn(async move {
-            while let Some(chunk) = rx.recv().await {
-                match tokio::time::timeout(WRITE_TIMEOUT, write_half.write_all(&chunk)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, "write failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::warn!("peer does not read: write timed out");
-                        return;
-                    }
-                }
+            if write_all_items(rx, &mut write_half).await {
+                let _ = write_half.shutdown().await;
             }
-            let _ = write_half.shutdown().await;
         });
         let ibgp = cfg.remote_asn == Some(cfg.local_asn);
         let (fsm, outputs) = Fsm::start(cfg.clone(), Instant::now());
@@ -163,20 +169,31 @@ impl Conn {
         if let Some(w) = &self.writer {
             // Full only if the peer stopped reading; a dropped KEEPALIVE then does not
             // matter (the write timeout ends the connection).
-            if w.try_send(bytes).is_ok() {
+            if w.try_send(WriteItem::Message(bytes)).is_ok() {
                 self.status.send_modify(|s| s.messages_sent += 1);
             }
         }
         self.fsm.sent_message(now);
     }
 
-    /// Encodes a RIB batch into UPDATEs and queues them; returns how many.
-    pub fn send_batch<A: AddressFamily>(&mut self, batch: OutBatch<A>, now: Instant) -> usize {
-        let mut out = BytesMut::new();
-        let n = super::outbound::encode_batch::<A>(&batch, &self.ectx, &mut out);
+    /// Queues the pieces of a RIB batch meant for `peer`; returns how many UPDATEs.
+    pub fn send_shared(
+        &mut self,
+        batch: Arc<Encoded>,
+        peer: PeerId,
+        queue: &Arc<OutQueue>,
+        now: Instant,
+    ) -> u64 {
+        let n: u64 = batch.for_peer(peer).map(|p| u64::from(p.messages)).sum();
         if let Some(w) = &self.writer {
-            if w.try_send(out.freeze()).is_ok() {
-                self.status.send_modify(|s| s.messages_sent += n as u64);
+            let item = WriteItem::Shared {
+                batch,
+                peer,
+                queue: queue.clone(),
+            };
+            // `writer_has_room` was checked before the batch was taken.
+            if w.try_send(item).is_ok() {
+                self.status.send_modify(|s| s.messages_sent += n);
             }
         }
         self.fsm.sent_message(now);
@@ -188,7 +205,7 @@ impl Conn {
         if let Some(n) = notify {
             let bytes = Message::Notification(n.clone()).to_bytes(&self.ectx);
             if let Some(w) = &self.writer {
-                if w.try_send(bytes).is_ok() {
+                if w.try_send(WriteItem::Message(bytes)).is_ok() {
                     self.status.send_modify(|s| s.messages_sent += 1);
                 }
             }
@@ -207,6 +224,64 @@ impl Conn {
         self.fsm.close(Some(n.clone()), "connection collision");
         self.close(Some(&n), "connection collision");
     }
+}
+
+/// Writes what is queued, gathering many messages into each write. False if the
+/// socket failed (nothing more to do with it).
+async fn write_all_items(
+    mut rx: mpsc::Receiver<WriteItem>,
+    out: &mut tokio::net::tcp::OwnedWriteHalf,
+) -> bool {
+    let mut items = Vec::with_capacity(WRITE_QUEUE);
+    let mut buf = BytesMut::with_capacity(WRITE_CHUNK);
+    let mut written: Vec<(Arc<OutQueue>, usize)> = Vec::new();
+    while rx.recv_many(&mut items, WRITE_QUEUE).await > 0 {
+        for item in items.drain(..) {
+            match item {
+                WriteItem::Message(b) => buf.extend_from_slice(&b),
+                WriteItem::Shared { batch, peer, queue } => {
+                    let mut n = 0;
+                    for p in batch.for_peer(peer) {
+                        if buf.len() + p.bytes.len() > WRITE_CHUNK
+                            && !buf.is_empty()
+                            && !write_timed(out, &mut buf).await
+                        {
+                            return false;
+                        }
+                        buf.extend_from_slice(&p.bytes);
+                        n += p.bytes.len();
+                    }
+                    written.push((queue, n));
+                }
+            }
+        }
+        if !write_timed(out, &mut buf).await {
+            return false;
+        }
+        for (q, n) in written.drain(..) {
+            q.written(n);
+        }
+    }
+    true
+}
+
+async fn write_timed(out: &mut tokio::net::tcp::OwnedWriteHalf, buf: &mut BytesMut) -> bool {
+    if buf.is_empty() {
+        return true;
+    }
+    let ok = match tokio::time::timeout(WRITE_TIMEOUT, out.write_all(buf)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "write failed");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("peer does not read: write timed out");
+            false
+        }
+    };
+    buf.clear();
+    ok
 }
 
 /// RFC 7606 §2 treat-as-withdraw: every NLRI the UPDATE reaches becomes withdrawn.

@@ -14,11 +14,11 @@
 pub mod collision;
 mod conn;
 pub mod fsm;
-mod outbound;
 pub mod timers;
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::TcpStream;
@@ -27,8 +27,8 @@ use tokio::task::JoinHandle;
 
 use crate::af::AddressFamily;
 use crate::peer::{PeerId, PeerInfo, PeerKind};
-use crate::rib::task::{RibCmd, PEER_QUEUE};
-use crate::rib::{OutBatch, RibInput};
+use crate::rib::task::{OutQueue, RibCmd};
+use crate::rib::{Encoded, RibInput};
 use crate::wire::notification::codes;
 use crate::wire::NotificationMsg;
 use collision::Keep;
@@ -284,7 +284,9 @@ impl<A: AddressFamily> Session<A> {
         let mut slots: [Option<Conn>; 2] = [None, None];
         slots[0] = Some(Conn::new(stream, outgoing, &self.cfg.fsm, &self.status));
         self.set_state("OpenSent");
-        let (out_tx, mut out_rx) = mpsc::channel::<OutBatch<A>>(PEER_QUEUE);
+        // Unbounded, but the RIB paces what it puts here by `queue`'s byte count.
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Arc<Encoded>>();
+        let queue = Arc::new(OutQueue::default());
         let mut out_tx = Some(out_tx);
         let mut established: Option<usize> = None;
         let mut remote_id: Option<Ipv4Addr> = None;
@@ -378,9 +380,9 @@ impl<A: AddressFamily> Session<A> {
                 ConnEvent::Out(batch) => {
                     if let Some(i) = established {
                         if let Some(c) = slots[i].as_mut() {
-                            let n = c.send_batch::<A>(batch, now);
+                            let n = c.send_shared(batch, peer_id, &queue, now);
                             self.status.send_modify(|s| {
-                                s.updates_sent += n as u64;
+                                s.updates_sent += n;
                             });
                         }
                     }
@@ -459,6 +461,7 @@ impl<A: AddressFamily> Session<A> {
                             asn: n.remote_asn,
                             bgp_id: n.remote_id,
                             kind,
+                            as4: n.as4,
                         };
                         tracing::info!(remote_id = %n.remote_id, asn = n.remote_asn, ?kind, hold = n.hold_time, "session established");
                         if let Some(c) = slots[i].as_mut() {
@@ -475,7 +478,11 @@ impl<A: AddressFamily> Session<A> {
                             s.last_error = None;
                         });
                         if let Some(tx) = out_tx.take() {
-                            self.inbox.push_back(RibCmd::PeerUp { info, out_tx: tx });
+                            self.inbox.push_back(RibCmd::PeerUp {
+                                info,
+                                out_tx: tx,
+                                queue: queue.clone(),
+                            });
                         }
                     }
                     Output::Update(update) => {
