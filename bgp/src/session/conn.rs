@@ -26,8 +26,6 @@ const WRITE_QUEUE: usize = 32;
 const WRITE_ROOM: usize = 4;
 /// A peer that does not take a write within this time is considered dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// The writer gathers queued messages into writes of about this size.
-const WRITE_CHUNK: usize = 256 << 10;
 
 /// What the writer task sends.
 enum WriteItem {
@@ -226,37 +224,42 @@ impl Conn {
     }
 }
 
-/// Writes what is queued, gathering many messages into each write. False if the
-/// socket failed (nothing more to do with it).
+/// Writes what is queued, many messages per system call: the shared pieces are
+/// written in place (vectored writes), never copied per peer. False if the socket
+/// failed (nothing more to do with it).
 async fn write_all_items(
     mut rx: mpsc::Receiver<WriteItem>,
     out: &mut tokio::net::tcp::OwnedWriteHalf,
 ) -> bool {
     let mut items = Vec::with_capacity(WRITE_QUEUE);
-    let mut buf = BytesMut::with_capacity(WRITE_CHUNK);
+    let mut chunks: Vec<Bytes> = Vec::new();
     let mut written: Vec<(Arc<OutQueue>, usize)> = Vec::new();
     while rx.recv_many(&mut items, WRITE_QUEUE).await > 0 {
         for item in items.drain(..) {
             match item {
-                WriteItem::Message(b) => buf.extend_from_slice(&b),
+                WriteItem::Message(b) => chunks.push(b),
                 WriteItem::Shared { batch, peer, queue } => {
                     let mut n = 0;
                     for p in batch.for_peer(peer) {
-                        if buf.len() + p.bytes.len() > WRITE_CHUNK
-                            && !buf.is_empty()
-                            && !write_timed(out, &mut buf).await
-                        {
-                            return false;
-                        }
-                        buf.extend_from_slice(&p.bytes);
+                        chunks.push(p.bytes.clone());
                         n += p.bytes.len();
                     }
                     written.push((queue, n));
                 }
             }
         }
-        if !write_timed(out, &mut buf).await {
-            return false;
+        let ok = tokio::time::timeout(WRITE_TIMEOUT, write_chunks(out, &mut chunks)).await;
+        chunks.clear();
+        match ok {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "write failed");
+                return false;
+            }
+            Err(_) => {
+                tracing::warn!("peer does not read: write timed out");
+                return false;
+            }
         }
         for (q, n) in written.drain(..) {
             q.written(n);
@@ -265,23 +268,35 @@ async fn write_all_items(
     true
 }
 
-async fn write_timed(out: &mut tokio::net::tcp::OwnedWriteHalf, buf: &mut BytesMut) -> bool {
-    if buf.is_empty() {
-        return true;
+/// Writes every chunk, up to `IOV_MAX` slices per call.
+async fn write_chunks(
+    out: &mut tokio::net::tcp::OwnedWriteHalf,
+    chunks: &mut [Bytes],
+) -> std::io::Result<()> {
+    const SLICES: usize = 256;
+    let mut first = 0;
+    while first < chunks.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = chunks[first..]
+            .iter()
+            .take(SLICES)
+            .map(|c| std::io::IoSlice::new(c))
+            .collect();
+        let mut n = out.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        // Drop what was written: whole chunks, then the front of a partial one.
+        while let Some(c) = chunks.get_mut(first) {
+            if n >= c.len() {
+                n -= c.len();
+                first += 1;
+            } else {
+                bytes::Buf::advance(c, n);
+                break;
+            }
+        }
     }
-    let ok = match tokio::time::timeout(WRITE_TIMEOUT, out.write_all(buf)).await {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "write failed");
-            false
-        }
-        Err(_) => {
-            tracing::warn!("peer does not read: write timed out");
-            false
-        }
-    };
-    buf.clear();
-    ok
+    Ok(())
 }
 
 /// RFC 7606 §2 treat-as-withdraw: every NLRI the UPDATE reaches becomes withdrawn.
