@@ -8,13 +8,15 @@
 //! split horizon keeps from it.
 //!
 //! Pace: a group flushes while its members have less than [`HIGH_WATER`] bytes
-//! queued. A member that falls that far behind while another is nearly idle is split
-//! off into a group of its own, which coalesces changes at that peer's pace; so one
-//! slow peer holds up nobody, and what waits for it is bounded by the routes, not by
-//! the churn.
+//! queued, so the bytes a group holds are bounded and shared, whatever the number of
+//! members. A member that holds the others up (it is above the mark while another is
+//! nearly idle) for longer than [`HOLD_UP`] is split off into a group of its own,
+//! which coalesces changes at that peer's pace; so a stalled peer holds up nobody for
+//! long, and what waits for it is bounded by the routes, not by the churn.
 
 use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::group::{GroupKey, Member, Sent, UpdateGroup};
 use super::out::{Audience, Encoded, OutPiece, PeerSink};
@@ -27,6 +29,8 @@ use crate::wire::EncodeCtx;
 pub const HIGH_WATER: usize = 2 << 20;
 /// A member below this is keeping up.
 pub const LOW_WATER: usize = 512 << 10;
+/// How long a member may hold its group up before it is served on its own.
+pub const HOLD_UP: Duration = Duration::from_secs(5);
 /// Routes per flush step of a group (a few hundred KiB encoded).
 const FLUSH_ROUTES: usize = 8192;
 /// Routes per step of a peer's full table.
@@ -64,6 +68,7 @@ impl<A: AddressFamily> Rib<A> {
                 id: info.id,
                 sink,
                 dump: Some(0),
+                holding_up_since: None,
             });
             self.group_of.insert(info.id, gi);
         }
@@ -130,13 +135,13 @@ impl<A: AddressFamily> Rib<A> {
 
     /// Hands every group's changes and every pending full table to the peers, as far
     /// as their queues allow. True if something waits for a peer to catch up.
-    pub fn flush(&mut self) -> bool {
+    pub fn flush(&mut self, now: Instant) -> bool {
         let mut waiting = false;
         let mut gi = 0;
         // Groups split off during the loop are appended and flushed in it too.
         while gi < self.groups.len() {
             if let Some(mut g) = self.groups.get_mut(gi).and_then(Option::take) {
-                waiting |= self.flush_group(&mut g);
+                waiting |= self.flush_group(&mut g, now);
                 waiting |= self.dump_group(&mut g);
                 if let Some(slot) = self.groups.get_mut(gi) {
                     *slot = Some(g);
@@ -147,22 +152,34 @@ impl<A: AddressFamily> Rib<A> {
         waiting
     }
 
-    fn flush_group(&mut self, g: &mut UpdateGroup) -> bool {
+    fn flush_group(&mut self, g: &mut UpdateGroup, now: Instant) -> bool {
         while !g.dirty.is_empty() {
-            let busy: Vec<PeerId> = g
-                .members
-                .iter()
-                .filter(|m| m.sink.queued() >= HIGH_WATER)
-                .map(|m| m.id)
-                .collect();
-            if !busy.is_empty() {
-                let keeping_up = g.members.iter().any(|m| m.sink.queued() < LOW_WATER);
-                if !keeping_up {
-                    return true; // everyone is behind: wait, changes coalesce
+            let someone_idle = g.members.iter().any(|m| m.sink.queued() < LOW_WATER);
+            let alone = g.members.len() == 1;
+            let mut stalled = Vec::new();
+            let mut busy = false;
+            for m in &mut g.members {
+                if m.sink.queued() < HIGH_WATER {
+                    m.holding_up_since = None;
+                    continue;
                 }
-                for peer in busy {
-                    self.split(g, peer);
+                busy = true;
+                if !someone_idle {
+                    continue; // everyone is behind: nobody is holding anyone up
                 }
+                let since = *m.holding_up_since.get_or_insert(now);
+                if now.duration_since(since) >= HOLD_UP && !alone {
+                    stalled.push(m.id);
+                }
+            }
+            if busy && stalled.is_empty() {
+                return true; // wait for the slowest; changes coalesce meanwhile
+            }
+            for peer in stalled {
+                self.split(g, peer);
+            }
+            if g.members.iter().any(|m| m.sink.queued() >= HIGH_WATER) {
+                return true;
             }
             self.flush_step(g);
         }

@@ -55,6 +55,8 @@ pub(super) struct Member {
     /// The next route id of the full table (initial or route refresh) still to be
     /// sent to this peer alone, End-of-RIB after it; `None` once sent.
     pub dump: Option<RouteId>,
+    /// Since when this peer's full queue has kept the others waiting.
+    pub holding_up_since: Option<std::time::Instant>,
 }
 
 pub(super) struct UpdateGroup {
@@ -94,7 +96,8 @@ impl UpdateGroup {
     /// same changes pending. The caller takes the references the copy holds.
     pub fn split_off(&mut self, member: PeerId) -> Option<UpdateGroup> {
         let pos = self.members.iter().position(|m| m.id == member)?;
-        let m = self.members.swap_remove(pos);
+        let mut m = self.members.swap_remove(pos);
+        m.holding_up_since = None;
         Some(UpdateGroup {
             key: self.key,
             template: self.template.clone(),

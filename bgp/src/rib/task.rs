@@ -123,7 +123,7 @@ pub async fn run<A: AddressFamily, F: From<Vec<BestChange<A>>> + Send + 'static>
             _ = wake.notified(), if backlog => {}
             _ = tokio::time::sleep(RETRY), if backlog => {}
         }
-        backlog = rib.flush();
+        backlog = rib.flush(std::time::Instant::now());
         if let Some(fib) = &fib_tx {
             let changes = rib.take_best_changes();
             if !changes.is_empty() && fib.send(F::from(changes)).await.is_err() {

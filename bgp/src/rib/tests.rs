@@ -123,6 +123,7 @@ struct Lab {
     rib: Rib<Toy>,
     inboxes: std::collections::HashMap<PeerId, Arc<std::sync::Mutex<Inbox>>>,
     ibgp: std::collections::HashMap<PeerId, bool>,
+    clock: std::time::Instant,
 }
 
 impl std::ops::Deref for Lab {
@@ -144,6 +145,7 @@ impl Lab {
             rib: Rib::new(local()),
             inboxes: Default::default(),
             ibgp: Default::default(),
+            clock: std::time::Instant::now(),
         }
     }
 
@@ -153,6 +155,14 @@ impl Lab {
         self.ibgp.insert(info.id, info.kind.is_ibgp());
         self.rib
             .apply(RibInput::PeerUp(info, Box::new(TestSink(inbox))));
+    }
+
+    fn flush(&mut self) -> bool {
+        self.rib.flush(self.clock)
+    }
+
+    fn advance(&mut self, d: std::time::Duration) {
+        self.clock += d;
     }
 
     /// Pretends `peer`'s socket holds `bytes` unwritten.
@@ -535,8 +545,14 @@ fn a_peer_that_falls_behind_is_split_off_and_gets_the_changes_coalesced() {
     let mut rib = reflector_with_clients(3);
     rib.set_queued(3, adj_out::HIGH_WATER);
     add(&mut rib, 1, &[1, 2, 3], 1);
+    assert!(
+        rib.flush(),
+        "the group waits for its slowest member a while"
+    );
+    assert!(rib.take(2).is_empty());
+    rib.advance(adj_out::HOLD_UP);
     let (adv, _, _) = drain(&mut rib, 2);
-    assert_eq!(adv.len(), 3, "the others are not held up");
+    assert_eq!(adv.len(), 3, "then the others are not held up");
     assert_eq!(rib.stats().update_groups, 2, "client 3 is on its own");
     assert!(rib.take(3).is_empty(), "nothing more for the full queue");
     // Churn while it is behind: 20 versions of route 1, route 2 withdrawn, 3 stays.
@@ -571,6 +587,8 @@ fn a_withdrawn_route_waits_for_the_slow_group_before_its_id_is_reused() {
     drain(&mut rib, 3);
     rib.set_queued(3, adj_out::HIGH_WATER);
     add(&mut rib, 1, &[7], 1);
+    rib.flush();
+    rib.advance(adj_out::HOLD_UP);
     drain(&mut rib, 2); // splits client 3 off
     rib.apply(RibInput::Withdraw {
         peer: 1,
@@ -617,9 +635,29 @@ fn every_peer_down_releases_every_group() {
     add(&mut rib, 1, &[1, 2], 1);
     add(&mut rib, 2, &[3], 2);
     rib.flush();
+    rib.advance(adj_out::HOLD_UP);
+    rib.flush();
     assert_eq!(rib.stats().update_groups, 2);
     for p in 1..=3 {
         rib.apply(RibInput::PeerDown(p));
     }
     assert_eq!(rib.stats(), RibStats::default());
+}
+
+#[test]
+fn when_every_member_is_behind_the_group_waits_and_nobody_is_split() {
+    let mut rib = reflector_with_clients(3);
+    for p in 1..=3 {
+        rib.set_queued(p, adj_out::HIGH_WATER);
+    }
+    add(&mut rib, 1, &[1], 1);
+    assert!(rib.flush());
+    rib.advance(adj_out::HOLD_UP * 10);
+    assert!(rib.flush());
+    assert_eq!(rib.stats().update_groups, 1);
+    for p in 1..=3 {
+        rib.set_queued(p, 0);
+    }
+    assert_eq!(drain(&mut rib, 2).0.len(), 1);
+    assert_eq!(drain(&mut rib, 3).0.len(), 1);
 }
