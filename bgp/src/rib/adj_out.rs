@@ -214,7 +214,7 @@ impl<A: AddressFamily> Rib<A> {
         let Some(Some(dest)) = self.dests.get(rid as usize) else {
             return Sent::default();
         };
-        let Some(path) = dest.best.and_then(|b| dest.paths.get(b)) else {
+        let Some(path) = dest.best_path() else {
             return Sent::default();
         };
         let (attrs, src) = (path.attrs, path.peer);
@@ -251,9 +251,9 @@ impl<A: AddressFamily> Rib<A> {
     /// The NLRI to send for `rid`: its best path's, or the one to withdraw with.
     fn nlri_of(&self, rid: RouteId) -> Option<A::Nlri> {
         let dest = self.dests.get(rid as usize)?.as_ref()?;
-        match dest.best.and_then(|b| dest.paths.get(b)) {
+        match dest.best_path() {
             Some(p) => Some(p.nlri.clone()),
-            None => dest.gone.clone(),
+            None => self.gone.get(&rid).cloned(),
         }
     }
 
@@ -388,9 +388,7 @@ impl<A: AddressFamily> Rib<A> {
 
     fn best_nlri(&self, rid: RouteId) -> Option<A::Nlri> {
         let dest = self.dests.get(rid as usize)?.as_ref()?;
-        dest.best
-            .and_then(|b| dest.paths.get(b))
-            .map(|p| p.nlri.clone())
+        dest.best_path().map(|p| p.nlri.clone())
     }
 }
 

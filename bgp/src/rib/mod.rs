@@ -23,7 +23,9 @@ pub mod out;
 pub mod task;
 
 use foldhash::{HashMap, HashMapExt, HashSet};
+use hashbrown::HashTable;
 use std::cmp::Ordering;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -90,15 +92,21 @@ struct Path<A: AddressFamily> {
     attrs: AttrId,
 }
 
+/// A destination: 80 bytes for EVPN, plus its paths (most have one, allocated
+/// exactly).
 struct Dest<A: AddressFamily> {
     key: A::Key,
     paths: Vec<Path<A>>,
-    best: Option<usize>,
+    best: Option<u32>,
     /// Update groups that have this destination marked dirty. A destination with no
     /// path left stays (its id not reused) until all of them have sent its withdrawal.
     dirty_in: u32,
-    /// An NLRI to withdraw with once no path is left.
-    gone: Option<A::Nlri>,
+}
+
+impl<A: AddressFamily> Dest<A> {
+    fn best_path(&self) -> Option<&Path<A>> {
+        self.paths.get(self.best? as usize)
+    }
 }
 
 /// One path as `show routes` presents it.
@@ -133,11 +141,14 @@ pub struct RibStats {
 pub struct Rib<A: AddressFamily> {
     local: LocalInfo,
     attrs: AttrTable,
-    index: HashMap<A::Key, RouteId>,
+    /// Route id by key; the key itself is stored once, in the destination.
+    index: HashTable<RouteId>,
+    hasher: foldhash::fast::RandomState,
     dests: Vec<Option<Dest<A>>>,
     free: Vec<RouteId>,
-    /// Destinations with no path left whose withdrawal some group has yet to send.
-    tombstones: usize,
+    /// Destinations with no path left whose withdrawal some group has yet to send,
+    /// with an NLRI to withdraw them with.
+    gone: HashMap<RouteId, A::Nlri>,
     paths: usize,
     /// Adj-RIB-In: route ids per source (the local pseudo-peer included).
     adj_in: HashMap<PeerId, HashSet<RouteId>>,
@@ -159,10 +170,11 @@ impl<A: AddressFamily> Rib<A> {
         Rib {
             local,
             attrs: AttrTable::default(),
-            index: HashMap::new(),
+            index: HashTable::new(),
+            hasher: Default::default(),
             dests: Vec::new(),
             free: Vec::new(),
-            tombstones: 0,
+            gone: HashMap::new(),
             paths: 0,
             adj_in: HashMap::new(),
             sources: HashMap::new(),
@@ -290,7 +302,7 @@ impl<A: AddressFamily> Rib<A> {
 
     fn withdraw(&mut self, peer: PeerId, nlri: &A::Nlri) {
         let key = A::key(nlri);
-        let Some(&rid) = self.index.get(&key) else {
+        let Some(rid) = self.find(&key) else {
             return;
         };
         if let Some(old) = self.remove_path(rid, peer) {
@@ -306,15 +318,15 @@ impl<A: AddressFamily> Rib<A> {
     }
 
     fn route_id(&mut self, key: A::Key) -> RouteId {
-        if let Some(&rid) = self.index.get(&key) {
+        if let Some(rid) = self.find(&key) {
             return rid;
         }
+        let hash = self.hasher.hash_one(&key);
         let dest = Dest {
-            key: key.clone(),
+            key,
             paths: Vec::new(),
             best: None,
             dirty_in: 0,
-            gone: None,
         };
         let rid = match self.free.pop() {
             Some(rid) => {
@@ -326,8 +338,24 @@ impl<A: AddressFamily> Rib<A> {
                 (self.dests.len() - 1) as RouteId
             }
         };
-        self.index.insert(key, rid);
+        let (dests, hasher) = (&self.dests, &self.hasher);
+        self.index
+            .insert_unique(hash, rid, |&r| match dests.get(r as usize) {
+                Some(Some(d)) => hasher.hash_one(&d.key),
+                _ => 0,
+            });
         rid
+    }
+
+    fn find(&self, key: &A::Key) -> Option<RouteId> {
+        let hash = self.hasher.hash_one(key);
+        let dests = &self.dests;
+        self.index
+            .find(
+                hash,
+                |&r| matches!(dests.get(r as usize), Some(Some(d)) if d.key == *key),
+            )
+            .copied()
     }
 
     /// Adds or replaces the path of `peer`; true if it replaced one.
@@ -341,6 +369,8 @@ impl<A: AddressFamily> Rib<A> {
             self.attrs.release(old);
             true
         } else {
+            // Most destinations have one path: no room for more until needed.
+            dest.paths.reserve_exact(1);
             dest.paths.push(Path { peer, nlri, attrs });
             self.paths += 1;
             false
@@ -405,7 +435,7 @@ impl<A: AddressFamily> Rib<A> {
         };
         let best = self.select_best(dest);
         if let Some(Some(dest)) = self.dests.get_mut(rid as usize) {
-            dest.best = best;
+            dest.best = best.map(|b| b as u32);
         }
         let best_path = self.best_of(rid);
         if self.track_best {
@@ -424,12 +454,10 @@ impl<A: AddressFamily> Rib<A> {
         }
         if let Some(Some(dest)) = self.dests.get_mut(rid as usize) {
             dest.dirty_in += marked;
-            let was_gone = dest.gone.is_some();
-            dest.gone = dest.paths.is_empty().then_some(fallback);
-            match (was_gone, dest.gone.is_some()) {
-                (false, true) => self.tombstones += 1,
-                (true, false) => self.tombstones -= 1,
-                _ => {}
+            if dest.paths.is_empty() {
+                self.gone.insert(rid, fallback);
+            } else {
+                self.gone.remove(&rid);
             }
         }
         self.free_if_gone(rid);
@@ -445,10 +473,11 @@ impl<A: AddressFamily> Rib<A> {
             .is_some_and(|d| d.paths.is_empty() && d.dirty_in == 0)
         {
             if let Some(dest) = slot.take() {
-                if dest.gone.is_some() {
-                    self.tombstones -= 1;
+                self.gone.remove(&rid);
+                let hash = self.hasher.hash_one(&dest.key);
+                if let Ok(entry) = self.index.find_entry(hash, |&r| r == rid) {
+                    entry.remove();
                 }
-                self.index.remove(&dest.key);
                 self.free.push(rid);
             }
         }
@@ -456,7 +485,7 @@ impl<A: AddressFamily> Rib<A> {
 
     fn best_of(&self, rid: RouteId) -> Option<BestPath<A>> {
         let dest = self.dests.get(rid as usize)?.as_ref()?;
-        let p = dest.paths.get(dest.best?)?;
+        let p = dest.best_path()?;
         Some(BestPath {
             nlri: p.nlri.clone(),
             attrs: self.attrs.get(p.attrs).clone(),
@@ -469,7 +498,7 @@ impl<A: AddressFamily> Rib<A> {
     pub fn routes(&self, filter: &dyn Fn(&A::Nlri, &RouteAttrs) -> bool) -> Vec<RouteSnapshot<A>> {
         let mut v = Vec::new();
         for dest in self.dests.iter().flatten() {
-            let Some(best) = dest.best.and_then(|b| dest.paths.get(b)) else {
+            let Some(best) = dest.best_path() else {
                 continue;
             };
             if !filter(&best.nlri, self.attrs.get(best.attrs)) {
@@ -522,7 +551,7 @@ impl<A: AddressFamily> Rib<A> {
 
     pub fn stats(&self) -> RibStats {
         RibStats {
-            destinations: self.index.len() - self.tombstones,
+            destinations: self.index.len() - self.gone.len(),
             paths: self.paths,
             attr_sets: self.attrs.len(),
             update_groups: self.groups.iter().flatten().count(),
