@@ -45,6 +45,7 @@ fn daemon_main(args: cli::DaemonArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
+    raise_open_file_limit();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
@@ -52,6 +53,20 @@ fn daemon_main(args: cli::DaemonArgs) -> ExitCode {
     match rt.block_on(daemon::run(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
+    }
+}
+
+/// Every session is a socket: a reflector for a thousand clients needs more than the
+/// 1024 descriptors a shell usually gives, so the soft limit goes up to the hard one.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "open-file limit raised"),
+            Err(e) => tracing::warn!(error = %e, soft, "cannot raise the open-file limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
     }
 }
 

@@ -304,3 +304,44 @@ fn two_daemons_exchange_static_routes_from_config() {
     assert!(stderr(&o).contains("no such route"), "{}", stderr(&o));
     assert!(established());
 }
+
+/// A reflector for a thousand clients needs more descriptors than a shell gives: the
+/// daemon raises its soft open-file limit to the hard one by itself.
+#[test]
+fn daemon_raises_its_open_file_limit() {
+    let dir = tmpdir("nofile");
+    let cfg = dir.join("n.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "asn = 65001\nrouter-id = \"198.19.0.1\"\nport = {}\nno-fib = true\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    let socket = dir.join("n.sock");
+    let log = dir.join("n.log");
+    let child = Command::new("sh")
+        .args(["-c", "ulimit -Sn 256 && exec \"$0\" \"$@\"", bin()])
+        .args(["--config", cfg.to_str().unwrap()])
+        .args(["--socket", socket.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, socket, log };
+    assert!(
+        wait(|| d.cli(&["show", "neighbors"]).status.success()),
+        "daemon did not start: {}",
+        d.logs()
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (soft, hard) = (fields[3], fields[4]);
+    assert_eq!(soft, hard, "soft limit raised to the hard one: {line}");
+    assert_ne!(soft, "256", "{line}");
+}

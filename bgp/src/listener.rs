@@ -125,12 +125,27 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Connections the kernel queues before they are accepted: room for a fleet that
+/// connects at once (a reflector's thousand clients after it restarts).
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// Binds the BGP port on every address (dual stack where the kernel has IPv6).
 pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
-    match TcpListener::bind(SocketAddr::from(([0u16; 8], port))).await {
+    match listen(SocketAddr::from(([0u16; 8], port))) {
         Ok(l) => Ok(l),
-        Err(_) => TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await,
+        Err(_) => listen(SocketAddr::from(([0, 0, 0, 0], port))),
     }
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv6() {
+        tokio::net::TcpSocket::new_v6()?
+    } else {
+        tokio::net::TcpSocket::new_v4()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Accepts forever, handing each connection to its session.
