@@ -8,7 +8,9 @@
 //! batch of changes is planned as a whole, so an add and a delete of the same entry
 //! in one batch cancel out and a move is one replace.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use bgp::rib::BestChange;
@@ -168,14 +170,14 @@ impl Planner {
                     seq: *seq,
                     entry: *mac,
                 };
-                self.macs.entry((mac.vni, mac.mac)).or_default().push(c);
+                push_candidate(self.macs.entry((mac.vni, mac.mac)).or_default(), c);
                 if let Some(n) = neigh {
                     let c = Candidate {
                         key: key.clone(),
                         seq: *seq,
                         entry: *n,
                     };
-                    self.neighs.entry((n.vni, n.ip)).or_default().push(c);
+                    push_candidate(self.neighs.entry((n.vni, n.ip)).or_default(), c);
                 }
             }
         }
@@ -277,6 +279,12 @@ impl Planner {
         let seq = c.iter().filter(|c| c.entry == w).map(|c| c.seq).max()?;
         Some((w, seq))
     }
+}
+
+/// Most entries are wanted by one route: no room for more until a second comes.
+fn push_candidate<T>(c: &mut Candidates<T>, new: Candidate<T>) {
+    c.reserve_exact(1);
+    c.push(new);
 }
 
 fn remove_candidate<K: std::hash::Hash + Eq, T>(

@@ -14,7 +14,9 @@
 //! what the agent cannot take yet waits in a map keyed by entry, so a later state of
 //! the same MAC replaces an earlier one.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -148,8 +150,9 @@ struct Fib {
     writer: Writer,
     /// Suppression entries being deleted (their notifications are echoes).
     deleting: Deleting,
-    links: HashMap<u32, LinkView>,
-    vnis: HashMap<u32, VniDevice>,
+    // From discovery, which keys by interface index: few entries, std maps.
+    links: std::collections::HashMap<u32, LinkView>,
+    vnis: std::collections::HashMap<u32, VniDevice>,
     planner: Planner,
     /// Local MACs with the sequence they are advertised with.
     local_macs: HashMap<(u32, Mac), u32>,
@@ -189,8 +192,8 @@ pub async fn run(
         handle,
         writer,
         deleting: monitor.deleting(),
-        links: HashMap::new(),
-        vnis: HashMap::new(),
+        links: std::collections::HashMap::new(),
+        vnis: std::collections::HashMap::new(),
         planner: Planner::default(),
         local_macs: HashMap::new(),
         local_ips: HashMap::new(),
@@ -288,7 +291,7 @@ async fn snoop_next(s: &mut Option<Snooper>) -> std::io::Result<Binding> {
     }
 }
 
-fn devices_of(vnis: &HashMap<u32, VniDevice>, vni: u32) -> Option<VniDevices> {
+fn devices_of(vnis: &std::collections::HashMap<u32, VniDevice>, vni: u32) -> Option<VniDevices> {
     let d = vnis.get(&vni)?;
     Some(VniDevices {
         vxlan_ifindex: d.ifindex,

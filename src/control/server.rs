@@ -67,8 +67,14 @@ pub async fn run(listener: UnixListener, state: Arc<ControlState>) {
         .map(|m| m.uid())
         .unwrap_or(0);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // EMFILE and the like: back off instead of spinning a core.
+                tracing::warn!(error = %e, "control socket: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         match stream.peer_cred() {
             Ok(c) if c.uid() == 0 || c.uid() == own_uid => {}
