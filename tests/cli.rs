@@ -45,11 +45,16 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, name: &str, config: &str) -> Daemon {
+        Daemon::start_under(Command::new(bin()), dir, name, config)
+    }
+
+    /// Starts the daemon as the last arguments of `cmd` (a wrapper, or the binary).
+    fn start_under(mut cmd: Command, dir: &Path, name: &str, config: &str) -> Daemon {
         let cfg = dir.join(format!("{name}.toml"));
         std::fs::write(&cfg, config).unwrap();
         let socket = dir.join(format!("{name}.sock"));
         let log = dir.join(format!("{name}.log"));
-        let child = Command::new(bin())
+        let child = cmd
             .args([
                 "--config",
                 cfg.to_str().unwrap(),
@@ -310,31 +315,13 @@ fn two_daemons_exchange_static_routes_from_config() {
 #[test]
 fn daemon_raises_its_open_file_limit() {
     let dir = tmpdir("nofile");
-    let cfg = dir.join("n.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "asn = 65001\nrouter-id = \"198.19.0.1\"\nport = {}\nno-fib = true\n",
-            free_port()
-        ),
-    )
-    .unwrap();
-    let socket = dir.join("n.sock");
-    let log = dir.join("n.log");
-    let child = Command::new("sh")
-        .args(["-c", "ulimit -Sn 256 && exec \"$0\" \"$@\"", bin()])
-        .args(["--config", cfg.to_str().unwrap()])
-        .args(["--socket", socket.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let d = Daemon { child, socket, log };
-    assert!(
-        wait(|| d.cli(&["show", "neighbors"]).status.success()),
-        "daemon did not start: {}",
-        d.logs()
+    let config = format!(
+        "asn = 65001\nrouter-id = \"198.19.0.1\"\nport = {}\nno-fib = true\n",
+        free_port()
     );
+    let mut sh = Command::new("sh");
+    sh.args(["-c", "ulimit -Sn 256 && exec \"$0\" \"$@\"", bin()]);
+    let d = Daemon::start_under(sh, &dir, "n", &config);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.child.id())).unwrap();
     let line = limits
         .lines()
