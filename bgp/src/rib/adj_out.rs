@@ -253,7 +253,7 @@ impl<A: AddressFamily> Rib<A> {
         let dest = self.dests.get(rid as usize)?.as_ref()?;
         match dest.best_path() {
             Some(p) => Some(p.nlri.clone()),
-            None => self.gone.get(&rid).cloned(),
+            None => dest.gone.as_deref().cloned(),
         }
     }
 

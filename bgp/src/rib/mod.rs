@@ -8,7 +8,8 @@
 //!
 //! Memory layout, chosen for a million routes and hundreds of peers:
 //! - each destination gets a dense [`RouteId`]; a path is (peer, NLRI, [`AttrId`]);
-//! - Adj-RIB-In of a peer is the set of route ids it gave us (exact peer-down);
+//! - Adj-RIB-In of a peer is its paths in the destinations (a count per peer; peer-down
+//!   scans the destinations, as rare as it is cheap next to what it withdraws);
 //! - Adj-RIB-Out of an update group (all peers with one export policy) is a `Vec`
 //!   indexed by route id of (attribute set, source), 8 bytes per route per group —
 //!   not per peer.
@@ -22,7 +23,7 @@ mod group;
 pub mod out;
 pub mod task;
 
-use foldhash::{HashMap, HashMapExt, HashSet};
+use foldhash::{HashMap, HashMapExt};
 use hashbrown::HashTable;
 use std::cmp::Ordering;
 use std::hash::BuildHasher;
@@ -92,15 +93,17 @@ struct Path<A: AddressFamily> {
     attrs: AttrId,
 }
 
-/// A destination: 80 bytes for EVPN, plus its paths (most have one, allocated
+/// A destination: 88 bytes for EVPN, plus its paths (most have one, allocated
 /// exactly).
 struct Dest<A: AddressFamily> {
     key: A::Key,
     paths: Vec<Path<A>>,
     best: Option<u32>,
     /// Update groups that have this destination marked dirty. A destination with no
-    /// path left stays (its id not reused) until all of them have sent its withdrawal.
+    /// path left stays (its id not reused) until all of them have sent its withdrawal,
+    /// and keeps an NLRI to withdraw it with (boxed: 8 bytes while it has paths).
     dirty_in: u32,
+    gone: Option<Box<A::Nlri>>,
 }
 
 impl<A: AddressFamily> Dest<A> {
@@ -146,12 +149,12 @@ pub struct Rib<A: AddressFamily> {
     hasher: foldhash::fast::RandomState,
     dests: Vec<Option<Dest<A>>>,
     free: Vec<RouteId>,
-    /// Destinations with no path left whose withdrawal some group has yet to send,
-    /// with an NLRI to withdraw them with.
-    gone: HashMap<RouteId, A::Nlri>,
+    /// Destinations with no path left whose withdrawal some group has yet to send.
+    tombstones: usize,
     paths: usize,
-    /// Adj-RIB-In: route ids per source (the local pseudo-peer included).
-    adj_in: HashMap<PeerId, HashSet<RouteId>>,
+    /// Adj-RIB-In sizes: paths per source (the local pseudo-peer included). The paths
+    /// themselves are in the destinations; a peer going down is rare enough to scan.
+    received: HashMap<PeerId, usize>,
     /// Sources' identities, for best-path selection and export rules.
     sources: HashMap<PeerId, PeerInfo>,
     /// Update groups (a slot is `None` once its last member left).
@@ -174,9 +177,9 @@ impl<A: AddressFamily> Rib<A> {
             hasher: Default::default(),
             dests: Vec::new(),
             free: Vec::new(),
-            gone: HashMap::new(),
+            tombstones: 0,
             paths: 0,
-            adj_in: HashMap::new(),
+            received: HashMap::new(),
             sources: HashMap::new(),
             groups: Vec::new(),
             group_of: HashMap::new(),
@@ -229,7 +232,12 @@ impl<A: AddressFamily> Rib<A> {
 
     fn peer_down(&mut self, peer: PeerId) {
         self.leave(peer);
-        let rids = self.adj_in.remove(&peer).unwrap_or_default();
+        self.received.remove(&peer);
+        let rids: Vec<RouteId> = (0..self.dests.len() as RouteId)
+            .filter(|&r| {
+                matches!(self.dests.get(r as usize), Some(Some(d)) if d.paths.iter().any(|p| p.peer == peer))
+            })
+            .collect();
         for rid in rids {
             if let Some(nlri) = self.remove_path(rid, peer) {
                 self.changed(rid, nlri);
@@ -262,7 +270,7 @@ impl<A: AddressFamily> Rib<A> {
             let rid = self.route_id(key);
             let replaced = self.set_path(rid, peer, nlri.clone(), id);
             if !replaced {
-                self.adj_in.entry(peer).or_default().insert(rid);
+                *self.received.entry(peer).or_default() += 1;
             }
             self.changed(rid, nlri);
         }
@@ -306,8 +314,8 @@ impl<A: AddressFamily> Rib<A> {
             return;
         };
         if let Some(old) = self.remove_path(rid, peer) {
-            if let Some(set) = self.adj_in.get_mut(&peer) {
-                set.remove(&rid);
+            if let Some(n) = self.received.get_mut(&peer) {
+                *n = n.saturating_sub(1);
             }
             self.changed(rid, old);
         }
@@ -327,6 +335,7 @@ impl<A: AddressFamily> Rib<A> {
             paths: Vec::new(),
             best: None,
             dirty_in: 0,
+            gone: None,
         };
         let rid = match self.free.pop() {
             Some(rid) => {
@@ -454,11 +463,13 @@ impl<A: AddressFamily> Rib<A> {
         }
         if let Some(Some(dest)) = self.dests.get_mut(rid as usize) {
             dest.dirty_in += marked;
-            if dest.paths.is_empty() {
-                self.gone.insert(rid, fallback);
-            } else {
-                self.gone.remove(&rid);
+            let now_gone = dest.paths.is_empty();
+            match (dest.gone.is_some(), now_gone) {
+                (false, true) => self.tombstones += 1,
+                (true, false) => self.tombstones -= 1,
+                _ => {}
             }
+            dest.gone = now_gone.then(|| Box::new(fallback));
         }
         self.free_if_gone(rid);
     }
@@ -473,7 +484,9 @@ impl<A: AddressFamily> Rib<A> {
             .is_some_and(|d| d.paths.is_empty() && d.dirty_in == 0)
         {
             if let Some(dest) = slot.take() {
-                self.gone.remove(&rid);
+                if dest.gone.is_some() {
+                    self.tombstones -= 1;
+                }
                 let hash = self.hasher.hash_one(&dest.key);
                 if let Ok(entry) = self.index.find_entry(hash, |&r| r == rid) {
                     entry.remove();
@@ -531,7 +544,7 @@ impl<A: AddressFamily> Rib<A> {
 
     /// Routes received from `peer` (its Adj-RIB-In size).
     pub fn received_count(&self, peer: PeerId) -> usize {
-        self.adj_in.get(&peer).map_or(0, HashSet::len)
+        self.received.get(&peer).copied().unwrap_or(0)
     }
 
     /// Routes currently advertised to `peer` (its Adj-RIB-Out size).
@@ -551,7 +564,7 @@ impl<A: AddressFamily> Rib<A> {
 
     pub fn stats(&self) -> RibStats {
         RibStats {
-            destinations: self.index.len() - self.gone.len(),
+            destinations: self.index.len() - self.tombstones,
             paths: self.paths,
             attr_sets: self.attrs.len(),
             update_groups: self.groups.iter().flatten().count(),
