@@ -1,5 +1,10 @@
 //! vxbgp: BGP EVPN control plane for Linux VXLAN hosts.
 
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
+
 mod agent;
 mod cli;
 mod config;

@@ -54,9 +54,9 @@ pub fn neighbors(data: &Value) -> String {
         } else {
             String::new()
         },
-        s(&data["rib"]["destinations"]),
-        s(&data["rib"]["paths"]),
-        s(&data["rib"]["attr_sets"]),
+        s(field(data, "/rib/destinations")),
+        s(field(data, "/rib/paths")),
+        s(field(data, "/rib/attr_sets")),
     );
     let rows: Vec<Vec<String>> = data["neighbors"]
         .as_array()
@@ -279,4 +279,9 @@ pub fn fib(data: &Value) -> String {
         }
     }
     out
+}
+
+/// A nested field of a JSON answer; `Null` (shown as "-") when absent.
+fn field<'a>(v: &'a Value, pointer: &str) -> &'a Value {
+    v.pointer(pointer).unwrap_or(&Value::Null)
 }

@@ -2,12 +2,19 @@
 //!
 //! Best EVPN routes become vxlan FDB and neighbour entries (SPEC.md "Kernel state the
 //! FIB must produce"): `model` names the entries, `plan` derives them from routes
-//! (pure), and only `netlink` speaks to the kernel.
+//! (pure), and only `netlink` speaks to the kernel. Nothing here may panic on what the
+//! kernel or a peer sends: no indexing, no unwrap.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 
 pub mod discover;
 pub mod learn;
 pub mod model;
 pub mod monitor;
+pub mod ne;
 pub mod netlink;
 pub mod plan;
 pub mod snoop;

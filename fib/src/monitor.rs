@@ -13,6 +13,7 @@
 //! [`Event::Overrun`] says so, with the count, so the FIB resyncs from a dump instead
 //! of carrying a silent gap.
 
+use crate::ne::{u16_at, u32_at, u8_at};
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -110,9 +111,9 @@ fn ip_neigh_going(msg: &[u8]) -> Option<(u32, IpAddr, bool)> {
     if msg.len() < 28 {
         return None;
     }
-    let kind = u16::from_ne_bytes([msg[4], msg[5]]);
-    let family = msg[16];
-    let state = u16::from_ne_bytes([msg[24], msg[25]]);
+    let kind = u16_at(msg, 4)?;
+    let family = u8_at(msg, 16)?;
+    let state = u16_at(msg, 24)?;
     let gone = match kind {
         RTM_DELNEIGH => true,
         RTM_NEWNEIGH if state == NUD_FAILED => false,
@@ -121,15 +122,15 @@ fn ip_neigh_going(msg: &[u8]) -> Option<(u32, IpAddr, bool)> {
     if family != AF_INET && family != AF_INET6 {
         return None;
     }
-    let ifindex = u32::from_ne_bytes([msg[20], msg[21], msg[22], msg[23]]);
+    let ifindex = u32_at(msg, 20)?;
     let mut off = 28;
     while msg.len() >= off + 4 {
-        let len = usize::from(u16::from_ne_bytes([msg[off], msg[off + 1]]));
-        let kind = u16::from_ne_bytes([msg[off + 2], msg[off + 3]]) & 0x3fff;
+        let len = usize::from(u16_at(msg, off)?);
+        let kind = u16_at(msg, off + 2)? & 0x3fff;
         if len < 4 || off + len > msg.len() {
             return None;
         }
-        let v = &msg[off + 4..off + len];
+        let v = msg.get(off + 4..off + len)?;
         if kind == NDA_DST {
             let ip = match v.len() {
                 4 => IpAddr::from(<[u8; 4]>::try_from(v).ok()?),
@@ -173,12 +174,10 @@ pub struct Monitor {
 /// FDB entry going. (A suppression entry going is parsed: the kernel flushes those
 /// on its own and the FIB may put it back.)
 pub fn is_echo(msg: &[u8]) -> bool {
-    if msg.len() < 16 + 12 {
+    let (Some(kind), Some(family), Some(flags)) = (u16_at(msg, 4), u8_at(msg, 16), u8_at(msg, 26))
+    else {
         return false;
-    }
-    let kind = u16::from_ne_bytes([msg[4], msg[5]]);
-    let family = msg[16];
-    let flags = msg[26];
+    };
     flags & NTF_EXT_LEARNED != 0
         && (kind == RTM_NEWNEIGH || (kind == RTM_DELNEIGH && family == AF_BRIDGE))
 }
@@ -327,11 +326,12 @@ fn forward(
 ) -> bool {
     let mut off = 0;
     while buf.len() >= off + 16 {
-        let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
-        if len < 16 || off + len > buf.len() {
+        let Some(len) = u32_at(buf, off).map(|l| l as usize) else {
             break;
-        }
-        let msg = &buf[off..off + len];
+        };
+        let Some(msg) = buf.get(off..off + len).filter(|_| len >= 16) else {
+            break;
+        };
         off += (len + 3) & !3;
         let ours_going = || {
             ip_neigh_going(msg)

@@ -184,7 +184,9 @@ pub fn apply<T: Transport>(
             }
         })
         .flat_map(|(i, dev)| {
-            requests(&ops[i], dev)
+            ops.get(i)
+                .map(|op| requests(op, dev))
+                .unwrap_or_default()
                 .into_iter()
                 .map(move |(msg, flags)| (i, Request::new(msg, flags)))
         })
@@ -196,8 +198,9 @@ pub fn apply<T: Transport>(
     let mut last_failed = None;
     let mut last_absent = None;
     for (req, errno) in failures {
-        let Some(&i) = owner.get(req) else { continue };
-        let op = ops[i];
+        let Some((i, op)) = owner.get(req).and_then(|&i| ops.get(i).map(|op| (i, *op))) else {
+            continue;
+        };
         if benign(&op, errno) {
             let delete = matches!(
                 op,

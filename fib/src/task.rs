@@ -561,10 +561,10 @@ impl Fib {
             }
             self.up(KernelEvent::VniUp(dev.clone()));
         }
-        for vni in old.keys() {
+        for (vni, dev) in &old {
             if !self.vnis.contains_key(vni) {
                 tracing::info!(vni, "VNI gone");
-                self.unprogram_neighs(*vni, &old[vni]).await;
+                self.unprogram_neighs(*vni, dev).await;
                 self.local_macs.retain(|(v, _), _| v != vni);
                 self.local_ips.retain(|(v, _), _| v != vni);
                 self.neigh_ips.retain(|(v, _)| v != vni);

@@ -15,6 +15,7 @@
 //! The writer is synchronous (a blocking socket with a receive timeout), opened in the
 //! network namespace of the calling thread.
 
+use crate::ne::{i32_at, put, u16_at, u32_at};
 use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::io;
@@ -159,7 +160,9 @@ impl Tracker {
         let Some(pos) = self.inflight.iter().position(|b| b.index_of(seq).is_some()) else {
             return;
         };
-        let b = self.inflight[pos];
+        let Some(&b) = self.inflight.get(pos) else {
+            return;
+        };
         if errno != 0 {
             if let Some(i) = b.index_of(seq) {
                 self.failures.push((i, errno));
@@ -196,16 +199,16 @@ impl Tracker {
 fn parse_replies(buf: &[u8], mut f: impl FnMut(u32, Errno)) -> bool {
     let mut off = 0;
     let mut ok = true;
-    while buf.len() >= off + NLMSG_HDRLEN {
-        let h = &buf[off..];
-        let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
+    while let Some(h) = buf.get(off..).filter(|h| h.len() >= NLMSG_HDRLEN) {
+        let (Some(len), Some(kind), Some(seq)) = (u32_at(h, 0), u16_at(h, 4), u32_at(h, 8)) else {
+            break;
+        };
+        let len = len as usize;
         if len < NLMSG_HDRLEN || len > h.len() {
             break;
         }
-        let kind = u16::from_ne_bytes([h[4], h[5]]);
-        let seq = u32::from_ne_bytes([h[8], h[9], h[10], h[11]]);
         if kind == NLMSG_ERROR && len >= NLMSG_HDRLEN + 4 {
-            let code = i32::from_ne_bytes([h[16], h[17], h[18], h[19]]);
+            let code = i32_at(h, 16).unwrap_or(0);
             f(seq, code.checked_neg().unwrap_or(i32::MAX));
         } else if kind == NLMSG_OVERRUN {
             ok = false;
@@ -223,20 +226,26 @@ fn encode(buf: &mut Vec<u8>, msg: &RouteNetlinkMessage, flags: u16, seq: u32) ->
     let len = NLMSG_HDRLEN + payload;
     let flags = (flags | NLM_F_REQUEST) & !NLM_F_ACK;
     buf.resize(start + ((len + 3) & !3), 0);
-    let h = &mut buf[start..];
-    h[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
-    h[4..6].copy_from_slice(&NetlinkSerializable::message_type(msg).to_ne_bytes());
-    h[6..8].copy_from_slice(&flags.to_ne_bytes());
-    h[8..12].copy_from_slice(&seq.to_ne_bytes());
-    h[12..16].copy_from_slice(&0u32.to_ne_bytes());
-    NetlinkSerializable::serialize(msg, &mut h[NLMSG_HDRLEN..len]);
+    put(buf, start, &(len as u32).to_ne_bytes());
+    put(
+        buf,
+        start + 4,
+        &NetlinkSerializable::message_type(msg).to_ne_bytes(),
+    );
+    put(buf, start + 6, &flags.to_ne_bytes());
+    put(buf, start + 8, &seq.to_ne_bytes());
+    put(buf, start + 12, &0u32.to_ne_bytes());
+    if let Some(payload) = buf.get_mut(start + NLMSG_HDRLEN..start + len) {
+        NetlinkSerializable::serialize(msg, payload);
+    }
     start
 }
 
 /// Sets `NLM_F_ACK` on the request whose header is at `at`.
 fn ask_ack(buf: &mut [u8], at: usize) {
-    let flags = u16::from_ne_bytes([buf[at + 6], buf[at + 7]]) | NLM_F_ACK;
-    buf[at + 6..at + 8].copy_from_slice(&flags.to_ne_bytes());
+    if let Some(flags) = u16_at(buf, at + 6) {
+        put(buf, at + 6, &(flags | NLM_F_ACK).to_ne_bytes());
+    }
 }
 
 /// Writes requests in batches; see the module docs.

@@ -49,9 +49,11 @@ impl<A: AddressFamily> Rib<A> {
             None => {
                 let mut g = UpdateGroup::new(key, &info);
                 self.seed(&mut g);
-                let gi = match self.groups.iter().position(Option::is_none) {
+                let gi = match self.groups.iter_mut().position(|s| s.is_none()) {
                     Some(free) => {
-                        self.groups[free] = Some(g);
+                        if let Some(slot) = self.groups.get_mut(free) {
+                            *slot = Some(g);
+                        }
                         free
                     }
                     None => {

@@ -58,9 +58,10 @@ impl AttrTable {
             attrs: attrs.clone(),
             refs: 1,
         });
-        let id = match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = slot;
+        let reused = self.free.pop();
+        let id = match reused.and_then(|i| self.slots.get_mut(i as usize).map(|s| (i, s))) {
+            Some((i, s)) => {
+                *s = slot;
                 AttrId(i)
             }
             None => {

@@ -153,7 +153,10 @@ impl UpdateGroup {
         if self.sent.len() <= i {
             self.sent.resize(i + 1, Sent::default());
         }
-        let old = std::mem::replace(&mut self.sent[i], new);
+        let Some(entry) = self.sent.get_mut(i) else {
+            return Sent::default();
+        };
+        let old = std::mem::replace(entry, new);
         if old.slot != 0 {
             self.advertised -= 1;
             if let Some(n) = self.by_src.get_mut(&old.src) {

@@ -337,9 +337,10 @@ impl<A: AddressFamily> Rib<A> {
             dirty_in: 0,
             gone: None,
         };
-        let rid = match self.free.pop() {
-            Some(rid) => {
-                self.dests[rid as usize] = Some(dest);
+        let reused = self.free.pop();
+        let rid = match reused.and_then(|r| self.dests.get_mut(r as usize).map(|s| (r, s))) {
+            Some((rid, slot)) => {
+                *slot = Some(dest);
                 rid
             }
             None => {
@@ -424,7 +425,10 @@ impl<A: AddressFamily> Rib<A> {
                 None => Some(i),
                 Some(b) => {
                     let (cand, _) = self.candidate(p);
-                    let (cur, _) = self.candidate(&dest.paths[b]);
+                    let Some(cur) = dest.paths.get(b) else {
+                        return Some(i);
+                    };
+                    let (cur, _) = self.candidate(cur);
                     if best::compare(&cand, &cur).0 == Ordering::Greater {
                         Some(i)
                     } else {

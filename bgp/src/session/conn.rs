@@ -276,8 +276,9 @@ async fn write_chunks(
     const SLICES: usize = 256;
     let mut first = 0;
     while first < chunks.len() {
-        let slices: Vec<std::io::IoSlice<'_>> = chunks[first..]
+        let slices: Vec<std::io::IoSlice<'_>> = chunks
             .iter()
+            .skip(first)
             .take(SLICES)
             .map(|c| std::io::IoSlice::new(c))
             .collect();

@@ -281,8 +281,10 @@ impl<A: AddressFamily> Session<A> {
     /// meanwhile that should be served next.
     async fn serve(&mut self, stream: TcpStream, outgoing: bool) -> (Ended, Option<TcpStream>) {
         let peer_id = self.cfg.id;
-        let mut slots: [Option<Conn>; 2] = [None, None];
-        slots[0] = Some(Conn::new(stream, outgoing, &self.cfg.fsm, &self.status));
+        let mut slots: [Option<Conn>; 2] = [
+            Some(Conn::new(stream, outgoing, &self.cfg.fsm, &self.status)),
+            None,
+        ];
         self.set_state("OpenSent");
         // Unbounded, but the RIB paces what it puts here by `queue`'s byte count.
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Arc<Encoded>>();
@@ -297,7 +299,7 @@ impl<A: AddressFamily> Session<A> {
             }
             let can_read = self.inbox.is_empty();
             let can_write = established
-                .and_then(|i| slots[i].as_ref())
+                .and_then(|i| slots.get(i).and_then(Option::as_ref))
                 .is_some_and(|c| c.writer_has_room());
             let deadline = slots
                 .iter()
@@ -347,7 +349,7 @@ impl<A: AddressFamily> Session<A> {
             let mut outputs: Vec<(usize, Output)> = Vec::new();
             match ev {
                 ConnEvent::Frame(frame) => {
-                    if let Some(c) = slots[slot].as_mut() {
+                    if let Some(c) = slots.get_mut(slot).and_then(Option::as_mut) {
                         self.status.send_modify(|s| s.messages_received += 1);
                         for o in c.on_frame(&frame, now) {
                             outputs.push((slot, o));
@@ -355,14 +357,14 @@ impl<A: AddressFamily> Session<A> {
                     }
                 }
                 ConnEvent::BadHeader(n) => {
-                    if let Some(c) = slots[slot].as_mut() {
+                    if let Some(c) = slots.get_mut(slot).and_then(Option::as_mut) {
                         for o in c.fsm.close(Some(n), "bad message header") {
                             outputs.push((slot, o));
                         }
                     }
                 }
                 ConnEvent::Failed(reason) => {
-                    if let Some(c) = slots[slot].as_mut() {
+                    if let Some(c) = slots.get_mut(slot).and_then(Option::as_mut) {
                         for o in c.fail(reason) {
                             outputs.push((slot, o));
                         }
@@ -379,7 +381,7 @@ impl<A: AddressFamily> Session<A> {
                 }
                 ConnEvent::Out(batch) => {
                     if let Some(i) = established {
-                        if let Some(c) = slots[i].as_mut() {
+                        if let Some(c) = slots.get_mut(i).and_then(Option::as_mut) {
                             let n = c.send_shared(batch, peer_id, &queue, now);
                             self.status.send_modify(|s| {
                                 s.updates_sent += n;
@@ -401,7 +403,9 @@ impl<A: AddressFamily> Session<A> {
                                     continue;
                                 }
                             }
-                            slots[i] = Some(c);
+                            if let Some(s) = slots.get_mut(i) {
+                                *s = Some(c);
+                            }
                         }
                         _ => {
                             // RFC 4271 §6.8: a collision with an Established connection
@@ -425,28 +429,31 @@ impl<A: AddressFamily> Session<A> {
             for (i, o) in outputs {
                 match o {
                     Output::Send(msg) => {
-                        if let Some(c) = slots[i].as_mut() {
+                        if let Some(c) = slots.get_mut(i).and_then(Option::as_mut) {
                             c.send(&msg, now);
                         }
                     }
                     Output::OpenReceived { remote_id: id } => {
                         remote_id = Some(id);
-                        if let Some(c) = slots[i].as_ref() {
+                        if let Some(c) = slots.get(i).and_then(Option::as_ref) {
                             if c.fsm.state() == fsm::State::OpenConfirm {
                                 self.set_state("OpenConfirm");
                             }
                         }
                         let other = 1 - i;
-                        if slots[other].is_some() {
+                        if slots.get(other).is_some_and(Option::is_some) {
                             let keep = collision::resolve(self.cfg.fsm.router_id, id);
-                            let loser = match (keep, slots[i].as_ref().map(|c| c.outgoing)) {
+                            let loser = match (
+                                keep,
+                                slots.get(i).and_then(Option::as_ref).map(|c| c.outgoing),
+                            ) {
                                 (Keep::Outgoing, Some(true)) | (Keep::Incoming, Some(false)) => {
                                     other
                                 }
                                 _ => i,
                             };
                             tracing::info!(?keep, "connection collision resolved");
-                            if let Some(mut c) = slots[loser].take() {
+                            if let Some(mut c) = slots.get_mut(loser).and_then(Option::take) {
                                 c.reject_collision();
                             }
                         }
@@ -464,7 +471,7 @@ impl<A: AddressFamily> Session<A> {
                             as4: n.as4,
                         };
                         tracing::info!(remote_id = %n.remote_id, asn = n.remote_asn, ?kind, hold = n.hold_time, "session established");
-                        if let Some(c) = slots[i].as_mut() {
+                        if let Some(c) = slots.get_mut(i).and_then(Option::as_mut) {
                             c.on_established(&n);
                         }
                         self.status.send_modify(|s| {
@@ -490,7 +497,7 @@ impl<A: AddressFamily> Session<A> {
                         match conn::routes_of::<A>(peer_id, update) {
                             Ok(cmds) => self.inbox.extend(cmds),
                             Err(n) => {
-                                if let Some(c) = slots[i].as_mut() {
+                                if let Some(c) = slots.get_mut(i).and_then(Option::as_mut) {
                                     for o in c.fsm.close(Some(n.clone()), "malformed UPDATE") {
                                         if let Output::Close { notify, reason } = o {
                                             c.close(notify.as_ref(), &reason);
@@ -498,7 +505,9 @@ impl<A: AddressFamily> Session<A> {
                                     }
                                 }
                                 self.note_close(&format!("sent NOTIFICATION: {n}"));
-                                slots[i] = None;
+                                if let Some(s) = slots.get_mut(i) {
+                                    *s = None;
+                                }
                             }
                         }
                     }
@@ -509,7 +518,7 @@ impl<A: AddressFamily> Session<A> {
                         }
                     }
                     Output::Close { notify, reason } => {
-                        if let Some(mut c) = slots[i].take() {
+                        if let Some(mut c) = slots.get_mut(i).and_then(Option::take) {
                             c.close(notify.as_ref(), &reason);
                             let what = match &notify {
                                 Some(n) => format!("{reason} (sent NOTIFICATION: {n})"),
