@@ -18,8 +18,10 @@ use bgp::session::fsm::FsmConfig;
 use bgp::session::SessionConfig;
 use bgp::wire::notification::codes;
 use evpn::L2vpnEvpn;
+use std::future::Future;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use fib::task::{self as fib_task, FibConfig, EVENT_QUEUE, FIB_QUEUE};
 
@@ -76,7 +78,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     let rib = Rib::<L2vpnEvpn>::new(local.clone());
     // The host agent: the FIB follows and programs the kernel, the agent turns what
     // lives on this host into routes.
-    let mut kernel_tasks = Vec::new();
+    let mut kernel_tasks: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
     let fib_tx = if settings.fib {
         let (fib_tx, fib_rx) = mpsc::channel(FIB_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
@@ -84,13 +86,16 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             fix_ports: settings.fix_ports,
             reconcile_after: RECONCILE_AFTER,
         };
-        kernel_tasks.push(tokio::spawn(async move {
-            if let Err(e) = fib_task::run(cfg, fib_rx, ev_tx).await {
-                tracing::error!(error = %e, "kernel programming stopped");
-            }
-        }));
+        kernel_tasks.push((
+            "FIB",
+            tokio::spawn(async move {
+                if let Err(e) = fib_task::run(cfg, fib_rx, ev_tx).await {
+                    tracing::error!(error = %e, "kernel programming stopped");
+                }
+            }),
+        ));
         let agent = Agent::new(settings.asn, router_id, rib_tx.clone());
-        kernel_tasks.push(tokio::spawn(agent.run(ev_rx)));
+        kernel_tasks.push(("host agent", tokio::spawn(agent.run(ev_rx))));
         Some(fib_tx)
     } else {
         None
@@ -204,19 +209,37 @@ pub async fn run(settings: Settings) -> Result<(), String> {
 
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    // Every long-lived task is watched: one that ends (or panics; the panic hook in
+    // main exits first) leaves a daemon that looks alive and does nothing, so it
+    // stops with the cause instead, for the service manager to restart it.
+    let mut tasks = kernel_tasks;
+    tasks.push(("RIB", rib_task));
+    tasks.push(("BGP listener", listener_task));
+    tasks.push(("control socket", control_task));
+    let ended = tokio::select! {
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+        ended = first_to_end(&mut tasks) => Some(ended),
+    };
+    if let Some((name, result)) = ended {
+        let cause = match result {
+            Ok(()) => "it returned".to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(task = name, cause, "a task ended: vxbgp stops");
+        for (_, t) in &tasks {
+            t.abort();
+        }
+        return Err(format!("the {name} task ended unexpectedly ({cause})"));
     }
     tracing::info!("shutting down");
     // The kernel keeps what is programmed: the FIB stops before the sessions, so their
     // withdrawals never reach it, and the data plane runs on until the next start
     // reconciles (as after kill -9).
-    for t in kernel_tasks {
+    let (rib, others): (Vec<_>, Vec<_>) = tasks.into_iter().partition(|(name, _)| *name == "RIB");
+    for (_, t) in others {
         t.abort();
     }
-    listener_task.abort();
-    control_task.abort();
     let sessions = peers.lock().map(|mut t| t.take_all()).unwrap_or_default();
     let stops = sessions
         .into_iter()
@@ -225,6 +248,23 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         stop.await;
     }
     drop(rib_tx);
-    rib_task.abort();
+    for (_, t) in rib {
+        t.abort();
+    }
     Ok(())
+}
+
+/// Waits until one of `tasks` ends; says which, and how.
+async fn first_to_end(
+    tasks: &mut [(&'static str, JoinHandle<()>)],
+) -> (&'static str, Result<(), tokio::task::JoinError>) {
+    std::future::poll_fn(|cx| {
+        for (name, t) in tasks.iter_mut() {
+            if let std::task::Poll::Ready(r) = std::pin::Pin::new(t).poll(cx) {
+                return std::task::Poll::Ready((*name, r));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }

@@ -50,6 +50,7 @@ fn daemon_main(args: cli::DaemonArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
+    exit_on_panic();
     raise_open_file_limit();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -59,6 +60,18 @@ fn daemon_main(args: cli::DaemonArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
+}
+
+/// A panic in any task (a session, the RIB, the FIB) would leave a daemon that looks
+/// alive and does part of its job: log it with its cause and exit non-zero, so the
+/// service manager restarts vxbgp (which then adopts the kernel entries it left).
+fn exit_on_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(panic = %info, "a task panicked: vxbgp stops");
+        default(info);
+        std::process::exit(70);
+    }));
 }
 
 /// Every session is a socket: a reflector for a thousand clients needs more than the

@@ -49,7 +49,20 @@ impl Daemon {
     }
 
     /// Starts the daemon as the last arguments of `cmd` (a wrapper, or the binary).
-    fn start_under(mut cmd: Command, dir: &Path, name: &str, config: &str) -> Daemon {
+    fn start_under(cmd: Command, dir: &Path, name: &str, config: &str) -> Daemon {
+        Daemon::start_under_until(cmd, dir, name, config, |d| {
+            d.cli(&["show", "neighbors"]).status.success()
+        })
+    }
+
+    /// As [`Daemon::start_under`], `ready` saying when it is up.
+    fn start_under_until(
+        mut cmd: Command,
+        dir: &Path,
+        name: &str,
+        config: &str,
+        ready: impl Fn(&Daemon) -> bool,
+    ) -> Daemon {
         let cfg = dir.join(format!("{name}.toml"));
         std::fs::write(&cfg, config).unwrap();
         let socket = dir.join(format!("{name}.sock"));
@@ -68,7 +81,7 @@ impl Daemon {
             .unwrap();
         let d = Daemon { child, socket, log };
         assert!(
-            wait(|| d.cli(&["show", "neighbors"]).status.success()),
+            wait(|| d.socket.exists() && ready(&d)),
             "daemon {name} did not start: {}",
             d.logs()
         );
@@ -331,4 +344,38 @@ fn daemon_raises_its_open_file_limit() {
     let (soft, hard) = (fields[3], fields[4]);
     assert_eq!(soft, hard, "soft limit raised to the hard one: {line}");
     assert_ne!(soft, "256", "{line}");
+}
+
+/// A panic in any task is not survived half-alive: the daemon logs the cause and exits
+/// non-zero (a service manager restarts it).
+#[test]
+fn a_panicking_task_stops_the_daemon_with_its_cause() {
+    let dir = tmpdir("panic");
+    let config = format!(
+        "asn = 65001\nrouter-id = \"198.19.0.1\"\nport = {}\nno-fib = true\n",
+        free_port()
+    );
+    let mut cmd = Command::new(bin());
+    cmd.env("VXBGP_FAILPOINT", "control-panic");
+    let started = Instant::now();
+    let mut d = Daemon::start_under_until(cmd, &dir, "p", &config, |d| {
+        // The first request panics the control task.
+        let _ = d.cli(&["show", "neighbors"]);
+        true
+    });
+    let mut status = None;
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = status.unwrap_or_else(|| panic!("daemon still running: {}", d.logs()));
+    assert_eq!(status.code(), Some(70), "{}", d.logs());
+    let logs = d.logs();
+    assert!(
+        logs.contains("a task panicked") && logs.contains("failpoint control-panic"),
+        "{logs}"
+    );
 }

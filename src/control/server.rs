@@ -115,6 +115,10 @@ async fn serve(stream: UnixStream, state: Arc<ControlState>) {
 }
 
 async fn handle(req: Request, state: &ControlState) -> Response {
+    // A failure injected by the tests (tests/cli.rs): a panic in a running daemon.
+    if std::env::var_os("VXBGP_FAILPOINT").is_some_and(|v| v == "control-panic") {
+        panic!("failpoint control-panic");
+    }
     match req {
         Request::ShowNeighbors => show_neighbors(state).await,
         Request::ShowRoutes { vni, route_type } => show_routes(state, vni, route_type).await,
