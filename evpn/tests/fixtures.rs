@@ -85,7 +85,7 @@ fn load() -> Vec<Fixture> {
         .collect()
 }
 
-fn load_or_skip() -> Option<Vec<Fixture>> {
+fn load_all() -> Option<Vec<Fixture>> {
     let fixtures = load();
     assert!(
         !fixtures.is_empty(),
@@ -271,7 +271,7 @@ fn comment_text(c: &EvpnExtCommunity) -> String {
 
 #[test]
 fn every_fixture_decodes_reencodes_and_matches_its_comments() {
-    let Some(fixtures) = load_or_skip() else {
+    let Some(fixtures) = load_all() else {
         return;
     };
     let mut routes_seen = 0;
@@ -335,7 +335,7 @@ fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
 
 #[test]
 fn frr_and_gobgp_type2_type3_values() {
-    let Some(fx) = load_or_skip() else {
+    let Some(fx) = load_all() else {
         return;
     };
     let vni42 = Vni::new(42).unwrap();
@@ -405,7 +405,7 @@ fn frr_and_gobgp_type2_type3_values() {
 /// RT rule for 2- and 4-octet ASNs.
 #[test]
 fn originated_routes_match_frr() {
-    let Some(fx) = load_or_skip() else {
+    let Some(fx) = load_all() else {
         return;
     };
     let vni42 = Vni::new(42).unwrap();
@@ -444,7 +444,7 @@ fn originated_routes_match_frr() {
 /// writes label 0 in withdrawn NLRI (and GoBGP keeps the label).
 #[test]
 fn withdrawals_match_announcements_by_key() {
-    let Some(fx) = load_or_skip() else {
+    let Some(fx) = load_all() else {
         return;
     };
     for (announce, withdraw) in [
@@ -470,7 +470,7 @@ fn withdrawals_match_announcements_by_key() {
 /// byte-exact part is checked for every fixture above).
 #[test]
 fn opaque_types_from_gobgp() {
-    let Some(fx) = load_or_skip() else {
+    let Some(fx) = load_all() else {
         return;
     };
     for (name, route_type) in [
