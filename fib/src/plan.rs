@@ -3,8 +3,9 @@
 //! Several routes can ask for the same kernel entry: the type-3 routes of one VTEP
 //! under two RDs give one flood entry, a MAC-only and a MAC/IP route give one MAC
 //! entry, and during a move two VTEPs advertise one MAC under their own RDs. So each
-//! entry keeps the routes that want it, and the kernel gets the winner: for a MAC the
-//! highest MAC-mobility sequence (RFC 7432 §15.2), then the lowest VTEP address. A
+//! entry keeps the routes that want it, and the kernel gets the winner by RFC 7432
+//! §15 (a sticky MAC first, then the highest MAC-mobility sequence, then the lowest
+//! VTEP address: `evpn::mobility`, the rule the host agent uses too). A
 //! batch of changes is planned as a whole, so an add and a delete of the same entry
 //! in one batch cancel out and a move is one replace.
 
@@ -14,7 +15,8 @@ use foldhash::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use bgp::rib::BestChange;
-use evpn::{decode_pmsi, mobility, EvpnKey, EvpnRoute, L2vpnEvpn};
+use evpn::mobility::{self, MacMobility};
+use evpn::{decode_pmsi, EvpnKey, EvpnRoute, L2vpnEvpn};
 
 use crate::model::{FibOp, FloodEntry, Mac, RemoteMac, SuppressNeigh};
 
@@ -24,7 +26,7 @@ enum Want {
     Flood(FloodEntry),
     Mac {
         mac: RemoteMac,
-        seq: u32,
+        mobility: MacMobility,
         neigh: Option<SuppressNeigh>,
     },
 }
@@ -32,7 +34,7 @@ enum Want {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Candidate<T> {
     key: EvpnKey,
-    seq: u32,
+    mobility: MacMobility,
     entry: T,
 }
 
@@ -40,10 +42,14 @@ struct Candidate<T> {
 type Candidates<T> = Vec<Candidate<T>>;
 
 fn winner<T: Copy + Ord>(c: &Candidates<T>) -> Option<T> {
-    // Highest sequence, then the smallest entry (lowest VTEP address): deterministic,
-    // so every host picks the same one.
+    // Sticky first, then the highest sequence, then the smallest entry (for a MAC, the
+    // lowest VTEP address): deterministic, so every host picks the same one.
     c.iter()
-        .max_by(|a, b| a.seq.cmp(&b.seq).then(b.entry.cmp(&a.entry)))
+        .max_by(|a, b| {
+            (a.mobility.sticky, a.mobility.seq)
+                .cmp(&(b.mobility.sticky, b.mobility.seq))
+                .then(b.entry.cmp(&a.entry))
+        })
         .map(|c| c.entry)
 }
 
@@ -109,11 +115,10 @@ impl Planner {
                 if mac.is_group() {
                     return None; // not programmable as a unicast FDB entry
                 }
-                let seq = mobility::seq_of(attrs);
                 let neigh = r.ip.map(|ip| SuppressNeigh { vni, ip, mac });
                 Some(Want::Mac {
                     mac: RemoteMac { vni, mac, vtep },
-                    seq,
+                    mobility: mobility::mobility(attrs).unwrap_or_default(),
                     neigh,
                 })
             }
@@ -164,17 +169,21 @@ impl Planner {
         self.touch(want, t);
         match want {
             Want::Flood(e) => *self.flood.entry(*e).or_default() += 1,
-            Want::Mac { mac, seq, neigh } => {
+            Want::Mac {
+                mac,
+                mobility,
+                neigh,
+            } => {
                 let c = Candidate {
                     key: key.clone(),
-                    seq: *seq,
+                    mobility: *mobility,
                     entry: *mac,
                 };
                 push_candidate(self.macs.entry((mac.vni, mac.mac)).or_default(), c);
                 if let Some(n) = neigh {
                     let c = Candidate {
                         key: key.clone(),
-                        seq: *seq,
+                        mobility: *mobility,
                         entry: *n,
                     };
                     push_candidate(self.neighs.entry((n.vni, n.ip)).or_default(), c);
@@ -273,11 +282,29 @@ impl Planner {
     }
 
     /// The remote route that wins for a MAC, with its mobility sequence.
-    pub fn mac_winner(&self, vni: u32, mac: Mac) -> Option<(RemoteMac, u32)> {
+    /// The remote entry the kernel gets for a MAC, with the strongest mobility any of
+    /// the routes wanting it carries.
+    pub fn mac_winner(&self, vni: u32, mac: Mac) -> Option<(RemoteMac, MacMobility)> {
         let c = self.macs.get(&(vni, mac))?;
         let w = winner(c)?;
-        let seq = c.iter().filter(|c| c.entry == w).map(|c| c.seq).max()?;
-        Some((w, seq))
+        let m = c
+            .iter()
+            .filter(|c| c.entry == w)
+            .map(|c| c.mobility)
+            .max_by_key(|m| (m.sticky, m.seq))?;
+        Some((w, m))
+    }
+
+    /// Two remote VTEPs claim a MAC as sticky (RFC 7432 §15.2: a misconfiguration).
+    pub fn sticky_conflict(&self, vni: u32, mac: Mac) -> bool {
+        self.macs.get(&(vni, mac)).is_some_and(|c| {
+            let sticky: HashSet<_> = c
+                .iter()
+                .filter(|c| c.mobility.sticky)
+                .map(|c| c.entry)
+                .collect();
+            sticky.len() > 1
+        })
     }
 }
 

@@ -385,16 +385,35 @@ impl Fib {
             .collect()
     }
 
-    /// RFC 7432 §15: a remote MAC entry never overrides a local MAC unless the remote
-    /// route has a higher sequence than ours, in which case the VM has moved away.
+    /// RFC 7432 §15, by the one rule of `evpn::mobility::local_loses`: a remote MAC
+    /// entry overrides a local MAC only if its route is sticky, or has a higher
+    /// sequence than ours, or an equal one from a lower VTEP address; then the VM has
+    /// moved away.
     fn mobility(&mut self, ops: Vec<FibOp>) -> Vec<FibOp> {
         let mut out = std::mem::take(&mut self.deferred);
         for op in ops {
             if let FibOp::MacSet(m) = op {
+                if self.planner.sticky_conflict(m.vni, m.mac) {
+                    tracing::warn!(vni = m.vni, mac = %m.mac,
+                        "MAC advertised as sticky by two VTEPs (RFC 7432 §15.2): misconfiguration");
+                }
                 if let Some(&local_seq) = self.local_macs.get(&(m.vni, m.mac)) {
-                    let remote_seq = self.planner.mac_winner(m.vni, m.mac).map_or(0, |(_, s)| s);
-                    if remote_seq <= local_seq {
-                        continue; // ours is newer: the local port stays
+                    let remote = self
+                        .planner
+                        .mac_winner(m.vni, m.mac)
+                        .map_or_else(Default::default, |(_, r)| r);
+                    let local = evpn::MacMobility {
+                        seq: local_seq,
+                        sticky: false,
+                    };
+                    // Without a known local address, an equal sequence keeps ours.
+                    let local_vtep = self
+                        .vnis
+                        .get(&m.vni)
+                        .and_then(|d| d.local)
+                        .unwrap_or(m.vtep);
+                    if !evpn::mobility::local_loses(local, local_vtep, remote, m.vtep) {
+                        continue; // ours wins: the local port stays
                     }
                     tracing::info!(vni = m.vni, mac = %m.mac, vtep = %m.vtep, "MAC moved to another VTEP");
                     self.local_mac_gone(m.vni, m.mac);
@@ -672,11 +691,18 @@ impl Fib {
                     if self.local_macs.contains_key(&key) {
                         return;
                     }
-                    // RFC 7432 §15.1: a MAC a remote VTEP advertises has moved here.
-                    let seq = self
-                        .planner
-                        .mac_winner(vni, mac)
-                        .map_or(0, |(_, s)| evpn::mobility::next_local_seq(Some(s)));
+                    let remote = self.planner.mac_winner(vni, mac);
+                    if let Some((r, m)) = remote.filter(|(_, m)| m.sticky) {
+                        // RFC 7432 §15.2: a sticky (static) MAC never moves; seeing it
+                        // here is a loop or a misconfiguration, not a move.
+                        tracing::warn!(vni, %mac, vtep = %r.vtep, seq = m.seq,
+                            "MAC is sticky at another VTEP: seen here, not advertised");
+                        return;
+                    }
+                    // RFC 7432 §15.1: a MAC a remote VTEP advertises has moved here:
+                    // advertised with a sequence above the highest seen.
+                    let seq =
+                        remote.map_or(0, |(_, m)| evpn::mobility::next_local_seq(Some(m.seq)));
                     self.local_macs.insert(key, seq);
                     self.up(KernelEvent::LocalMac {
                         vni,

@@ -57,6 +57,16 @@ fn mac(n: u8) -> Mac {
 }
 
 fn mac_ip(from: u8, m: u8, ip: Option<u8>, seq: u32) -> (EvpnRoute, BestChange<L2vpnEvpn>) {
+    mac_ip_sticky(from, m, ip, seq, false)
+}
+
+fn mac_ip_sticky(
+    from: u8,
+    m: u8,
+    ip: Option<u8>,
+    seq: u32,
+    sticky: bool,
+) -> (EvpnRoute, BestChange<L2vpnEvpn>) {
     let ip = ip.map(|i| IpAddr::V4(Ipv4Addr::new(198, 18, 0, i)));
     let (r, a) = originate::mac_ip(
         rd(from),
@@ -64,7 +74,7 @@ fn mac_ip(from: u8, m: u8, ip: Option<u8>, seq: u32) -> (EvpnRoute, BestChange<L
         MacAddr(mac(m).0),
         ip,
         &rt(),
-        Some((seq, false)),
+        Some((seq, sticky)),
     );
     (r.clone(), best(r, a, vtep(from)))
 }
@@ -180,4 +190,36 @@ fn desired_state_per_vni_for_a_device_that_appears_later() {
     assert_eq!(d.neighs.len(), 1);
     assert_eq!(d.install_ops().len(), 3);
     assert_eq!(p.desired(Some(43)), DesiredState::default());
+}
+
+fn kernel_mac(p: &Planner, m: u8) -> Option<IpAddr> {
+    p.mac_winner(42, mac(m)).map(|(e, _)| e.vtep)
+}
+
+#[test]
+fn rfc7432_15_every_combination_of_sequence_and_sticky() {
+    // (seq, sticky) of VTEP 2 and VTEP 3 claiming one MAC, and who the kernel points at.
+    let cases = [
+        ((0, false), (0, false), 2), // equal: the lower VTEP address
+        ((1, false), (0, false), 2), // higher sequence
+        ((0, false), (1, false), 3),
+        ((0, true), (5, false), 2), // sticky beats any sequence
+        ((5, false), (0, true), 3),
+        ((1, true), (0, true), 2), // both sticky: the sequence, and it is reported
+        ((0, true), (0, true), 2),
+    ];
+    for ((s2, k2), (s3, k3), want) in cases {
+        let mut p = Planner::new([LOCAL]);
+        let (_, a) = mac_ip_sticky(2, 7, None, s2, k2);
+        let (_, b) = mac_ip_sticky(3, 7, None, s3, k3);
+        p.apply(&[a, b]);
+        assert_eq!(
+            kernel_mac(&p, 7),
+            Some(vtep(want)),
+            "VTEP 2 {s2}/{k2} vs VTEP 3 {s3}/{k3}"
+        );
+        assert_eq!(p.sticky_conflict(42, mac(7)), k2 && k3);
+        let (_, m) = p.mac_winner(42, mac(7)).unwrap();
+        assert_eq!(m.sticky, k2 || k3);
+    }
 }
