@@ -2,12 +2,24 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-/// A peer's slot in the RIB. [`LOCAL_PEER`] is the speaker itself (routes the user or
-/// the host agent originates).
+/// A peer's slot in the RIB. [`LOCAL_PEER`] and [`STATIC_PEER`] are the speaker
+/// itself (routes the host agent, and routes the user originates).
 pub type PeerId = u32;
 
-/// Routes this speaker originates come from this pseudo-peer.
+/// Routes the host agent originates (what lives on this host) come from this
+/// pseudo-peer.
 pub const LOCAL_PEER: PeerId = 0;
+
+/// Routes the user originates (`vxbgp route add`, the config file) come from this
+/// one: the same MAC originated both ways is two paths, and removing one leaves the
+/// other. (Session ids count up from 1 and never get here; `PeerId::MAX` stands for
+/// an update group.)
+pub const STATIC_PEER: PeerId = PeerId::MAX - 1;
+
+/// Whether `peer` is this speaker (one of the local pseudo-peers).
+pub fn is_local(peer: PeerId) -> bool {
+    peer == LOCAL_PEER || peer == STATIC_PEER
+}
 
 /// How a peer relates to us (RFC 4456 §6 terms).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]

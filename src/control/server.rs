@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bgp::listener::SharedPeerTable;
-use bgp::peer::LOCAL_PEER;
+use bgp::peer::STATIC_PEER;
 use bgp::rib::task::RibCmd;
 use bgp::rib::RibInput;
 use evpn::{EvpnKey, EvpnRoute, L2vpnEvpn};
@@ -234,7 +234,7 @@ pub async fn originate(state: &ControlState, spec: &RouteSpec) -> Result<EvpnRou
         o.insert(route.key(), route.clone());
     }
     let input = RibInput::Update {
-        peer: LOCAL_PEER,
+        peer: STATIC_PEER,
         attrs,
         reach: vec![route.clone()],
     };
@@ -260,7 +260,7 @@ async fn route_del(state: &ControlState, spec: &RouteSpec) -> Response {
         return Response::error(format!("no such route was added: {route}"));
     };
     let input = RibInput::Withdraw {
-        peer: LOCAL_PEER,
+        peer: STATIC_PEER,
         nlri: vec![route.clone()],
     };
     if state.rib_tx.send(RibCmd::Input(input)).await.is_err() {

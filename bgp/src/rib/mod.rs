@@ -34,7 +34,7 @@ pub use attrs::{AttrId, AttrTable, RouteAttrs};
 pub use best::RejectReason;
 
 use crate::af::AddressFamily;
-use crate::peer::{LocalInfo, PeerId, PeerInfo, LOCAL_PEER};
+use crate::peer::{is_local, LocalInfo, PeerId, PeerInfo};
 use best::{Candidate, Source};
 use group::{GroupKey, UpdateGroup};
 pub use out::{Audience, Encoded, EncodedPiece, PeerSink};
@@ -49,7 +49,8 @@ pub enum RibInput<A: AddressFamily> {
     PeerUp(PeerInfo, Box<dyn PeerSink>),
     /// A session left Established: everything the peer gave is withdrawn.
     PeerDown(PeerId),
-    /// Routes received (or originated, with `LOCAL_PEER`) with these attributes.
+    /// Routes received (or originated, with `LOCAL_PEER` or `STATIC_PEER`) with these
+    /// attributes.
     Update {
         peer: PeerId,
         attrs: RouteAttrs,
@@ -219,7 +220,7 @@ impl<A: AddressFamily> Rib<A> {
 
     fn peer_up(&mut self, info: PeerInfo, sink: Box<dyn PeerSink>) {
         let id = info.id;
-        if id == LOCAL_PEER {
+        if is_local(id) {
             return;
         }
         // A peer that comes back without a PeerDown (should not happen) starts clean.
@@ -247,7 +248,7 @@ impl<A: AddressFamily> Rib<A> {
     }
 
     fn update(&mut self, peer: PeerId, mut attrs: RouteAttrs, reach: Vec<A::Nlri>) {
-        if peer != LOCAL_PEER && !self.sources.contains_key(&peer) {
+        if !is_local(peer) && !self.sources.contains_key(&peer) {
             return; // not established: nothing to attach the paths to
         }
         if let Some(src) = self.sources.get(&peer) {
@@ -400,7 +401,7 @@ impl<A: AddressFamily> Rib<A> {
 
     fn candidate<'a>(&'a self, p: &'a Path<A>) -> (Candidate<'a>, &'a Arc<RouteAttrs>) {
         let ra = self.attrs.get(p.attrs);
-        let source = if p.peer == LOCAL_PEER {
+        let source = if is_local(p.peer) {
             None
         } else {
             self.sources.get(&p.peer).map(|s| Source {

@@ -6,7 +6,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::*;
 use crate::af::{AddressFamily, NlriError};
-use crate::peer::PeerKind;
+use crate::peer::{PeerKind, LOCAL_PEER};
 use crate::wire::PathAttrs;
 
 /// A toy family: a route is a number, with a "sequence" standing in for MAC mobility.
@@ -660,4 +660,27 @@ fn when_every_member_is_behind_the_group_waits_and_nobody_is_split() {
     }
     assert_eq!(drain(&mut rib, 2).0.len(), 1);
     assert_eq!(drain(&mut rib, 3).0.len(), 1);
+}
+
+#[test]
+fn the_same_route_from_the_agent_and_the_user_is_two_paths() {
+    let mut rib = reflector_with_clients(1);
+    add(&mut rib, LOCAL_PEER, &[5], 100);
+    add(&mut rib, crate::peer::STATIC_PEER, &[5], 100);
+    assert_eq!(drain(&mut rib, 1).0.len(), 1);
+    assert_eq!(rib.stats().paths, 2);
+    // The user removes theirs: the agent's keeps the route advertised.
+    rib.apply(RibInput::Withdraw {
+        peer: crate::peer::STATIC_PEER,
+        nlri: vec![route(5)],
+    });
+    let (adv, wd, _) = drain(&mut rib, 1);
+    assert!(wd.is_empty(), "still originated by the agent");
+    assert!(adv.is_empty(), "nothing changed for the peer");
+    assert_eq!(rib.advertised_count(1), 1);
+    rib.apply(RibInput::Withdraw {
+        peer: LOCAL_PEER,
+        nlri: vec![route(5)],
+    });
+    assert_eq!(drain(&mut rib, 1).1, vec![5]);
 }
