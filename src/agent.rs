@@ -1,7 +1,9 @@
 //! The host agent: turns what the FIB found on this host into routes.
 //!
 //! Per VNI a type-3 route (PMSI ingress replication to the vxlan device's `local`
-//! address, VNI as label, encapsulation VXLAN, RD `router-id:VNI`, RT `ASN:VNI`); per
+//! address, VNI as label, encapsulation VXLAN, RD `router-id:n` with n the VNI, or
+//! for a VNI above 65535 a number no other VNI of the host has
+//! (`evpn::originate::rd_numbers`), RT `ASN:VNI`); per
 //! local MAC a type-2 route, per local MAC/IP pair a type-2 route with the IP
 //! (RFC 7432 §7.2, §7.3; RFC 8365 §5.1). What goes away is withdrawn.
 //!
@@ -9,7 +11,7 @@
 //!  FIB ──Vec<KernelEvent> (cap EVENT_QUEUE)──► agent ──RibCmd (await)──► RIB
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
 use bgp::peer::LOCAL_PEER;
@@ -33,6 +35,8 @@ pub struct Agent {
     ips: HashMap<(u32, IpAddr), Mac>,
     /// What we originated, to withdraw exactly that.
     originated: HashMap<EvpnKey, (u32, EvpnRoute)>,
+    /// The RD number of each VNI (`router-id:n`), from the set of VNIs up.
+    rd_numbers: BTreeMap<Vni, u16>,
 }
 
 impl Agent {
@@ -45,6 +49,7 @@ impl Agent {
             macs: HashMap::new(),
             ips: HashMap::new(),
             originated: HashMap::new(),
+            rd_numbers: BTreeMap::new(),
         }
     }
 
@@ -70,6 +75,7 @@ impl Agent {
                 self.withdraw_vni(vni, out);
                 self.macs.retain(|(v, _), _| *v != vni);
                 self.ips.retain(|(v, _), _| *v != vni);
+                self.renumber(out);
             }
             KernelEvent::LocalMac {
                 vni,
@@ -131,38 +137,71 @@ impl Agent {
         if self.vteps.insert(dev.vni, vtep) == Some(vtep) {
             return;
         }
-        // New VNI or new VTEP address: (re)originate everything of the VNI.
-        self.withdraw_vni(dev.vni, out);
-        let Some(vni) = Vni::new(dev.vni) else { return };
+        self.renumber(out);
+        self.originate_vni(dev.vni, vtep, out);
+    }
+
+    /// Gives the VNIs up their RD numbers again after the set changed; a VNI whose
+    /// number changed (only where low 16 bits collide) is originated again.
+    fn renumber(&mut self, out: &mut Vec<RibInput<L2vpnEvpn>>) {
+        let vnis = self.vteps.keys().filter_map(|&v| Vni::new(v)).collect();
+        let old = std::mem::replace(&mut self.rd_numbers, originate::rd_numbers(&vnis));
+        let moved: Vec<(u32, IpAddr)> = self
+            .vteps
+            .iter()
+            .filter(|(v, _)| {
+                Vni::new(**v).is_some_and(|v| {
+                    old.get(&v)
+                        .is_some_and(|n| self.rd_numbers.get(&v) != Some(n))
+                })
+            })
+            .map(|(v, ip)| (*v, *ip))
+            .collect();
+        for (vni, vtep) in moved {
+            tracing::info!(
+                vni,
+                "RD number changed with the set of VNIs: routes re-originated"
+            );
+            self.originate_vni(vni, vtep, out);
+        }
+    }
+
+    /// (Re)originates everything of a VNI: its type-3 route, its MACs and addresses.
+    fn originate_vni(&mut self, dev_vni: u32, vtep: IpAddr, out: &mut Vec<RibInput<L2vpnEvpn>>) {
+        self.withdraw_vni(dev_vni, out);
+        let Some(vni) = Vni::new(dev_vni) else { return };
         let (route, attrs) = originate::imet(
             self.rd(vni),
             vni,
             vtep,
             &[originate::auto_rt(self.asn, vni)],
         );
-        self.push(dev.vni, route, attrs, vtep, out);
+        self.push(dev_vni, route, attrs, vtep, out);
         let macs: Vec<Mac> = self
             .macs
             .keys()
-            .filter(|(v, _)| *v == dev.vni)
+            .filter(|(v, _)| *v == dev_vni)
             .map(|(_, m)| *m)
             .collect();
         for mac in macs {
-            self.originate_mac(dev.vni, mac, None, out);
+            self.originate_mac(dev_vni, mac, None, out);
         }
         let ips: Vec<(IpAddr, Mac)> = self
             .ips
             .iter()
-            .filter(|((v, _), _)| *v == dev.vni)
+            .filter(|((v, _), _)| *v == dev_vni)
             .map(|((_, ip), m)| (*ip, *m))
             .collect();
         for (ip, mac) in ips {
-            self.originate_mac(dev.vni, mac, Some(ip), out);
+            self.originate_mac(dev_vni, mac, Some(ip), out);
         }
     }
 
     fn rd(&self, vni: Vni) -> evpn::RouteDistinguisher {
-        default_rd(self.router_id, vni)
+        match self.rd_numbers.get(&vni) {
+            Some(&n) => originate::auto_rd(self.router_id, n),
+            None => default_rd(self.router_id, vni),
+        }
     }
 
     fn mac_route(
@@ -298,6 +337,51 @@ mod tests {
     }
 
     const MAC: Mac = Mac([2, 0, 0, 0, 0, 7]);
+
+    fn dev_vni(vni: u32) -> VniDevice {
+        VniDevice {
+            vni,
+            ifindex: vni,
+            ..dev(true)
+        }
+    }
+
+    /// The RD of each VNI's type-3 route the agent holds originated.
+    fn imet_rds(a: &Agent) -> BTreeMap<u32, String> {
+        a.originated
+            .values()
+            .filter_map(|(v, r)| match r {
+                EvpnRoute::Imet(i) => Some((*v, i.rd.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rds_are_unique_per_vni_and_the_same_whatever_order_vnis_appear_in() {
+        let mut a = agent();
+        let mut out = Vec::new();
+        a.event(KernelEvent::VniUp(dev_vni(65636)), &mut out);
+        a.event(KernelEvent::VniUp(dev_vni(100)), &mut out);
+        let want: BTreeMap<u32, String> = [
+            (100, "198.19.0.1:100".to_string()),
+            (65636, "198.19.0.1:101".to_string()),
+        ]
+        .into();
+        assert_eq!(imet_rds(&a), want, "VNI 65636 does not take VNI 100's RD");
+        // 65636 had 198.19.0.1:100 until VNI 100 came: withdrawn and re-originated.
+        let (_, dels) = summary(&out);
+        assert_eq!(dels, vec!["[3]:[0]:[32]:[198.19.0.1]"]);
+        let mut b = agent();
+        let mut out = Vec::new();
+        b.event(KernelEvent::VniUp(dev_vni(100)), &mut out);
+        b.event(KernelEvent::VniUp(dev_vni(65636)), &mut out);
+        assert_eq!(
+            imet_rds(&b),
+            want,
+            "the same after a restart that finds them in another order"
+        );
+    }
 
     #[test]
     fn vni_and_local_macs_become_routes_and_go_with_the_vni() {

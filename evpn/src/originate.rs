@@ -41,6 +41,43 @@ pub fn auto_rd(router_id: Ipv4Addr, n: u16) -> RouteDistinguisher {
     RouteDistinguisher::ipv4(router_id, n)
 }
 
+/// The RD numbers (`router_id:n`) of a host's VNIs: unique per VNI on the host, and
+/// the same for the same set of VNIs whatever order they were found in (so stable
+/// across restarts). A VNI that fits 16 bits is its own number; a larger one takes
+/// its low 16 bits, or the next number after them no other VNI of the set has (VNI
+/// 100 and VNI 65636 would otherwise share `router_id:100`). Numbers are given in
+/// ascending VNI order; 0 is never used.
+pub fn rd_numbers(vnis: &std::collections::BTreeSet<Vni>) -> std::collections::BTreeMap<Vni, u16> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut used = std::collections::BTreeSet::new();
+    for &v in vnis {
+        if let Ok(n) = u16::try_from(v.get()) {
+            if n != 0 {
+                out.insert(v, n);
+                used.insert(n);
+            }
+        }
+    }
+    for &v in vnis {
+        if out.contains_key(&v) {
+            continue;
+        }
+        let [_, _, hi, lo] = v.get().to_be_bytes();
+        let mut n = u16::from_be_bytes([hi, lo]);
+        // At most 2^16 - 1 VNIs can have a number; past that a VNI gets none.
+        for _ in 0..=u16::MAX {
+            if n != 0 && !used.contains(&n) {
+                break;
+            }
+            n = n.wrapping_add(1);
+        }
+        if n != 0 && used.insert(n) {
+            out.insert(v, n);
+        }
+    }
+    out
+}
+
 /// Auto RT as FRR 8.4 derives it by default: type 0, `(asn & 0xffff):vni`.
 pub fn auto_rt(asn: u32, vni: Vni) -> RouteTarget {
     RouteTarget::As2 {
@@ -139,6 +176,26 @@ mod tests {
 
     fn vni42() -> Vni {
         Vni::new(42).unwrap()
+    }
+
+    #[test]
+    fn rd_numbers_are_unique_per_vni_and_independent_of_order() {
+        use std::collections::BTreeSet;
+        let v = |n| Vni::new(n).unwrap();
+        let set: BTreeSet<Vni> = [v(100), v(65636), v(65536 + 101), v(7)].into();
+        let n = rd_numbers(&set);
+        assert_eq!(n[&v(100)], 100, "a 16-bit VNI is its own number");
+        assert_eq!(n[&v(7)], 7);
+        assert_eq!(n[&v(65636)], 101, "100 is taken: the next free");
+        assert_eq!(n[&v(65637)], 102);
+        let distinct: BTreeSet<u16> = n.values().copied().collect();
+        assert_eq!(distinct.len(), set.len());
+        // Built again from the same VNIs found in another order: the same numbers.
+        let again: BTreeSet<Vni> = [v(65636), v(7), v(65536 + 101), v(100)].into();
+        assert_eq!(rd_numbers(&again), n);
+        // 65536 (low bits 0) never gets number 0.
+        let n = rd_numbers(&[v(65536)].into());
+        assert_eq!(n[&v(65536)], 1);
     }
 
     #[test]
