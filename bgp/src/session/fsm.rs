@@ -249,6 +249,16 @@ impl Fsm {
     }
 
     fn on_open(&mut self, open: OpenMsg, now: Instant) -> Vec<Output> {
+        if let Some(why) = as_contradiction(&open) {
+            return self.close(
+                Some(NotificationMsg::new(
+                    codes::OPEN_MESSAGE_ERROR,
+                    codes::open::BAD_PEER_AS,
+                    open.my_as.to_be_bytes().to_vec(),
+                )),
+                &why,
+            );
+        }
         let asn = open.asn();
         if let Some(want) = self.cfg.remote_asn {
             if asn != want {
@@ -324,6 +334,28 @@ impl Fsm {
             Output::OpenReceived { remote_id },
             Output::Send(Message::Keepalive),
         ]
+    }
+}
+
+/// What is wrong with the AS numbers of an OPEN, if anything: AS 0 in My AS or in the
+/// four-octet AS capability (RFC 7607 §2), or a capability that contradicts My AS —
+/// My AS must be the AS itself when it fits two octets and AS_TRANS otherwise (RFC
+/// 6793 §4.1). All are Bad Peer AS.
+fn as_contradiction(open: &OpenMsg) -> Option<String> {
+    if open.my_as == 0 {
+        return Some("peer's OPEN says AS 0 (RFC 7607)".into());
+    }
+    let as4 = open.four_octet_as()?;
+    let expected = u16::try_from(as4).unwrap_or(crate::wire::open::AS_TRANS);
+    if as4 == 0 {
+        Some("peer's four-octet AS capability says AS 0 (RFC 7607)".into())
+    } else if open.my_as != expected {
+        Some(format!(
+            "peer's OPEN says My AS {} but four-octet AS {as4} (RFC 6793)",
+            open.my_as
+        ))
+    } else {
+        None
     }
 }
 

@@ -174,3 +174,30 @@ fn route_refresh_is_passed_to_the_driver() {
     let out = fsm.handle(Message::RouteRefresh(rr), now);
     assert_eq!(out, vec![Output::RouteRefresh { afi: 25, safi: 70 }]);
 }
+
+#[test]
+fn rfc6793_rfc7607_as_numbers_that_contradict_or_are_zero_are_bad_peer_as() {
+    let bad = |my_as: u16, as4: u32| {
+        let mut open = peer_open(65001, 90, 2);
+        open.my_as = my_as;
+        open.capabilities
+            .retain(|c| !matches!(c, Capability::FourOctetAs(_)));
+        open.capabilities.push(Capability::FourOctetAs(as4));
+        let (mut fsm, _) = Fsm::start(cfg(), Instant::now());
+        notification_of(&fsm.handle(Message::Open(open), Instant::now()))
+    };
+    let bad_peer_as = Some((codes::OPEN_MESSAGE_ERROR, codes::open::BAD_PEER_AS));
+    assert_eq!(
+        bad(65002, 65001),
+        bad_peer_as,
+        "2-octet AS that is not the AS"
+    );
+    assert_eq!(bad(65001, 0), bad_peer_as, "capability AS 0");
+    assert_eq!(bad(0, 65001), bad_peer_as, "My AS 0");
+    assert_eq!(
+        bad(65001, 4_200_000_000),
+        bad_peer_as,
+        "large AS without AS_TRANS"
+    );
+    assert_eq!(bad(65001, 65001), None, "consistent");
+}
