@@ -81,6 +81,14 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub fix_ports: bool,
 
+    /// Local MACs learned and advertised per VNI at most [default: 16384].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_macs_per_vni: Option<u32>,
+
+    /// Addresses (from ARP/ND or neighbour entries) per local MAC at most [default: 32].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_addresses_per_mac: Option<u32>,
+
     /// Log filter (error, warn, info, debug, trace, or a tracing directive);
     /// RUST_LOG works too.
     #[arg(long, value_name = "FILTER")]

@@ -48,6 +48,9 @@ pub struct FileConfig {
     /// Fix vxlan bridge ports (`learning off neigh_suppress on`).
     #[serde(default)]
     pub fix_ports: bool,
+    /// Learning limits: local MACs per VNI, addresses per local MAC.
+    pub max_macs_per_vni: Option<u32>,
+    pub max_addresses_per_mac: Option<u32>,
     #[serde(default, deserialize_with = "prefixes")]
     pub listen_range: Vec<Prefix>,
     #[serde(default)]
@@ -118,6 +121,7 @@ pub struct Settings {
     pub routes: Vec<StaticRoute>,
     pub fib: bool,
     pub fix_ports: bool,
+    pub limits: fib::local::LearnLimits,
 }
 
 pub const DEFAULT_PORT: u16 = 179;
@@ -193,6 +197,20 @@ pub fn merge(args: &DaemonArgs, file: FileConfig) -> Result<Settings, String> {
         routes: file.route,
         fib: !(args.no_fib || file.no_fib),
         fix_ports: args.fix_ports || file.fix_ports,
+        limits: {
+            let d = fib::local::LearnLimits::default();
+            let pick = |arg: Option<u32>, file: Option<u32>, default: usize| {
+                arg.or(file).map_or(default, |n| n.max(1) as usize)
+            };
+            fib::local::LearnLimits {
+                macs_per_vni: pick(args.max_macs_per_vni, file.max_macs_per_vni, d.macs_per_vni),
+                addresses_per_mac: pick(
+                    args.max_addresses_per_mac,
+                    file.max_addresses_per_mac,
+                    d.addresses_per_mac,
+                ),
+            }
+        },
     })
 }
 

@@ -84,6 +84,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let cfg = FibConfig {
             fix_ports: settings.fix_ports,
+            limits: settings.limits,
             reconcile_after: RECONCILE_AFTER,
         };
         kernel_tasks.push((

@@ -264,6 +264,11 @@ fn agent_round(rt: &tokio::runtime::Runtime, n: u32) -> (Duration, Duration) {
         let cfg = fib::task::FibConfig {
             fix_ports: false,
             reconcile_after: Duration::from_secs(3600),
+            // 100 000 MACs in two VNIs: room for all of them.
+            limits: fib::local::LearnLimits {
+                macs_per_vni: usize::MAX,
+                addresses_per_mac: usize::MAX,
+            },
         };
         let task = tokio::spawn(fib::task::run(cfg, rx, ev_tx));
         tokio::spawn(async move { while ev_rx.recv().await.is_some() {} });
@@ -336,13 +341,10 @@ fn main() {
     });
     let devices = move |vni: u32| Some(devs[(vni - 42) as usize]);
     let (add, del) = ops(n);
-    let req = |ops: &[FibOp]| -> Vec<Request> {
-        ops.iter()
-            .flat_map(|op| netlink::requests(op, devs[(op.vni() - 42) as usize]))
-            .map(|(m, f)| Request::new(m, f))
-            .collect()
-    };
-    let (add_reqs, del_reqs) = (req(&add), req(&del));
+    let (add_reqs, del_reqs) = (
+        fib::floor::requests(&add, devices),
+        fib::floor::requests(&del, devices),
+    );
     println!(
         "{n} MAC/IP routes: {} requests to install, {} to remove",
         add_reqs.len(),
@@ -417,10 +419,8 @@ fn main() {
     );
     // The writer on requests built beforehand.
     let floor = |w: &mut Writer, reqs: &[Request]| -> Duration {
-        let t = Instant::now();
-        let failed = w.send_iter(reqs).len();
-        let d = t.elapsed();
-        assert_eq!(failed, 0, "floor: failures");
+        let (d, failed) = fib::floor::write(w, reqs);
+        assert_eq!(failed.len(), 0, "floor: failures");
         d
     };
     let mut names: Vec<&str> = if args.iter().any(|a| a == "--agent") {

@@ -11,7 +11,9 @@
 )]
 
 pub mod discover;
+pub mod floor;
 pub mod learn;
+pub mod local;
 pub mod model;
 pub mod monitor;
 pub mod ne;

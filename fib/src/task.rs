@@ -14,6 +14,7 @@
 //! what the agent cannot take yet waits in a map keyed by entry, so a later state of
 //! the same MAC replaces an earlier one.
 
+use crate::local::{LearnLimits, Local, Refused};
 use std::collections::BTreeMap;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
@@ -53,6 +54,8 @@ pub struct FibConfig {
     /// After this long, entries we own that no route wants are removed (routes from
     /// peers have had time to come back after a restart).
     pub reconcile_after: Duration,
+    /// How much local learning may take in.
+    pub limits: LearnLimits,
 }
 
 /// What the agent needs to know to originate routes.
@@ -154,9 +157,8 @@ struct Fib {
     links: std::collections::HashMap<u32, LinkView>,
     vnis: std::collections::HashMap<u32, VniDevice>,
     planner: Planner,
-    /// Local MACs with the sequence they are advertised with.
-    local_macs: HashMap<(u32, Mac), u32>,
-    local_ips: HashMap<(u32, IpAddr), Mac>,
+    /// Local MACs with the sequence they are advertised with, and their addresses.
+    local: Local,
     /// The local IPs that a kernel neighbour entry taught (not snooping): only these
     /// go when a neighbour entry fails or is deleted.
     neigh_ips: HashSet<(u32, IpAddr)>,
@@ -188,6 +190,7 @@ pub async fn run(
 
     let mut fib = Fib {
         reconcile_at: Some(Instant::now() + cfg.reconcile_after),
+        local: Local::new(cfg.limits),
         cfg,
         handle,
         writer,
@@ -195,8 +198,7 @@ pub async fn run(
         links: std::collections::HashMap::new(),
         vnis: std::collections::HashMap::new(),
         planner: Planner::default(),
-        local_macs: HashMap::new(),
-        local_ips: HashMap::new(),
+
         neigh_ips: HashSet::new(),
         unplaced: HashMap::new(),
         deferred: Vec::new(),
@@ -213,7 +215,7 @@ pub async fn run(
     }
     tracing::info!(
         vnis = fib.vnis.len(),
-        local_macs = fib.local_macs.len(),
+        local_macs = fib.local.mac_count(),
         owned_entries = fib.found_owned.len(),
         "kernel state read"
     );
@@ -323,11 +325,7 @@ const MAX_UNPLACED: usize = 4096;
 impl Fib {
     /// A MAC/IP pair seen in ARP/ND: local if the MAC lives on a local port.
     fn snooped(&mut self, b: Binding) {
-        let vni = self
-            .local_macs
-            .keys()
-            .find(|(_, m)| *m == b.mac)
-            .map(|(v, _)| *v);
+        let vni = self.local.vni_of(b.mac);
         match vni {
             Some(vni) => self.local_ip(vni, b.ip, b.mac),
             None => self.unplace(b.mac, b.ip),
@@ -345,11 +343,25 @@ impl Fib {
         }
     }
 
+    /// A limit refused a local MAC or address: counted, and logged at the 1st, 2nd,
+    /// 4th, 8th... time (forged ARP must not flood the log either).
+    fn refused(&mut self, vni: u32, mac: Mac, ip: Option<IpAddr>, why: Refused) {
+        let n = self.local.refused;
+        if n.is_power_of_two() {
+            let limit = match why {
+                Refused::MacsPerVni => "MACs per VNI",
+                Refused::AddressesPerMac => "addresses per MAC",
+            };
+            tracing::warn!(vni, %mac, ip = ?ip, limit, refused = n,
+                "learning limit reached: not advertised");
+        }
+    }
+
     /// A local MAC left this host (deleted, aged out, or moved: a remote VTEP
     /// advertises it with a higher sequence): withdraw it and its addresses, and let
     /// the remote entry, if any, take over in the kernel.
     fn local_mac_gone(&mut self, vni: u32, mac: Mac) -> Vec<FibOp> {
-        let Some(seq) = self.local_macs.remove(&(vni, mac)) else {
+        let Some(seq) = self.local.remove_mac(vni, mac) else {
             return Vec::new();
         };
         self.up(KernelEvent::LocalMac {
@@ -358,14 +370,9 @@ impl Fib {
             present: false,
             seq,
         });
-        let gone: Vec<IpAddr> = self
-            .local_ips
-            .iter()
-            .filter(|((v, _), m)| *v == vni && **m == mac)
-            .map(|((_, ip), _)| *ip)
-            .collect();
+        let gone: Vec<IpAddr> = self.local.ips_of(vni, mac);
         for ip in gone {
-            self.local_ips.remove(&(vni, ip));
+            self.local.remove_ip(vni, ip);
             // A snooped address is kept with its MAC: if the MAC comes back (aged out
             // and relearned, or moved back), so does its MAC/IP route.
             if !self.neigh_ips.remove(&(vni, ip)) {
@@ -397,7 +404,7 @@ impl Fib {
                     tracing::warn!(vni = m.vni, mac = %m.mac,
                         "MAC advertised as sticky by two VTEPs (RFC 7432 §15.2): misconfiguration");
                 }
-                if let Some(&local_seq) = self.local_macs.get(&(m.vni, m.mac)) {
+                if let Some(local_seq) = self.local.seq(m.vni, m.mac) {
                     let remote = self
                         .planner
                         .mac_winner(m.vni, m.mac)
@@ -428,8 +435,8 @@ impl Fib {
         // Only a MAC on a local port makes an address local: a neighbour entry for a
         // remote host (the bridge talked to it, or one added by hand) is not ours to
         // advertise. It is kept until its MAC shows up on a local port.
-        if !self.local_macs.contains_key(&(vni, mac)) {
-            if let Some(old) = self.local_ips.remove(&(vni, ip)) {
+        if !self.local.has_mac(vni, mac) {
+            if let Some(old) = self.local.remove_ip(vni, ip) {
                 self.up(KernelEvent::LocalIp {
                     vni,
                     mac: old,
@@ -440,13 +447,15 @@ impl Fib {
             self.unplace(mac, ip);
             return;
         }
-        if self.local_ips.insert((vni, ip), mac) != Some(mac) {
-            self.up(KernelEvent::LocalIp {
+        match self.local.add_ip(vni, ip, mac) {
+            Ok(old) if old != Some(mac) => self.up(KernelEvent::LocalIp {
                 vni,
                 mac,
                 ip,
                 present: true,
-            });
+            }),
+            Ok(_) => {}
+            Err(why) => self.refused(vni, mac, Some(ip), why),
         }
     }
 
@@ -584,8 +593,7 @@ impl Fib {
             if !self.vnis.contains_key(vni) {
                 tracing::info!(vni, "VNI gone");
                 self.unprogram_neighs(*vni, dev).await;
-                self.local_macs.retain(|(v, _), _| v != vni);
-                self.local_ips.retain(|(v, _), _| v != vni);
+                self.local.drop_vni(*vni);
                 self.neigh_ips.retain(|(v, _)| v != vni);
                 self.pending_up.retain(
                     |k, _| !matches!(k, EventKey::Mac(v, _) | EventKey::Ip(v, _) if v == vni),
@@ -688,7 +696,7 @@ impl Fib {
                 };
                 let (vni, mac) = key;
                 if present {
-                    if self.local_macs.contains_key(&key) {
+                    if self.local.has_mac(vni, mac) {
                         return;
                     }
                     let remote = self.planner.mac_winner(vni, mac);
@@ -703,7 +711,10 @@ impl Fib {
                     // advertised with a sequence above the highest seen.
                     let seq =
                         remote.map_or(0, |(_, m)| evpn::mobility::next_local_seq(Some(m.seq)));
-                    self.local_macs.insert(key, seq);
+                    if let Err(why) = self.local.add_mac(vni, mac, seq) {
+                        self.refused(vni, mac, None, why);
+                        return;
+                    }
                     self.up(KernelEvent::LocalMac {
                         vni,
                         mac,
@@ -754,7 +765,7 @@ impl Fib {
                         if !self.neigh_ips.remove(&key) {
                             return;
                         }
-                        if let Some(mac) = self.local_ips.remove(&key) {
+                        if let Some(mac) = self.local.remove_ip(key.0, key.1) {
                             self.up(KernelEvent::LocalIp {
                                 vni,
                                 mac,
@@ -885,12 +896,7 @@ impl Fib {
             }
             self.neigh_event(n, true);
         }
-        let gone: Vec<(u32, Mac)> = self
-            .local_macs
-            .keys()
-            .filter(|k| !macs.contains(k))
-            .copied()
-            .collect();
+        let gone: Vec<(u32, Mac)> = self.local.macs().filter(|k| !macs.contains(k)).collect();
         for (vni, mac) in gone {
             let ops = self.local_mac_gone(vni, mac);
             self.deferred.extend(ops);
@@ -903,7 +909,7 @@ impl Fib {
             .collect();
         for key in gone {
             self.neigh_ips.remove(&key);
-            if let Some(mac) = self.local_ips.remove(&key) {
+            if let Some(mac) = self.local.remove_ip(key.0, key.1) {
                 self.up(KernelEvent::LocalIp {
                     vni: key.0,
                     mac,
@@ -1027,8 +1033,8 @@ impl Fib {
                     local: d.local,
                     dstport: d.dstport,
                     up: d.up,
-                    local_macs: self.local_macs.keys().filter(|(v, _)| *v == d.vni).count(),
-                    local_ips: self.local_ips.keys().filter(|(v, _)| *v == d.vni).count(),
+                    local_macs: self.local.macs_in(d.vni),
+                    local_ips: self.local.ips_in(d.vni),
                     remote_vteps: want.map_or(0, |w| w.flood.len()),
                     remote_macs: want.map_or(0, |w| w.macs.len()),
                     problems: d.problems(),
