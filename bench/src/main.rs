@@ -15,6 +15,7 @@
 
 mod client;
 mod count;
+mod kwatch;
 mod netns;
 mod reflector;
 mod report;
@@ -49,6 +50,13 @@ struct Opts {
     /// Route counts for reflection.
     #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
     n: Vec<u32>,
+    /// Route counts for the kernel scenario (at most 131072: two bridges of 65 536
+    /// overlay addresses).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    kernel_n: Vec<u32>,
+    /// MAC moves per migration run.
+    #[arg(long, default_value_t = 20)]
+    moves: u32,
     /// Repetitions of every measurement (fresh daemons each time); the median is reported.
     #[arg(long, default_value_t = 3)]
     runs: u32,
@@ -134,8 +142,12 @@ fn plan(o: &Opts) -> Result<Plan> {
         fanout: has(Scenario::Fanout),
         reconnect: has(Scenario::Reconnect),
         reflect: has(Scenario::Reflect),
+        kernel: has(Scenario::Kernel),
         k: o.k.clone(),
         n: o.n.clone(),
+        kernel_n: o.kernel_n.clone(),
+        migration: has(Scenario::Migration),
+        moves: o.moves,
         runs: o.runs,
         peers: o.peers.clone(),
         timeout_s: o.timeout,
@@ -149,8 +161,12 @@ fn plan(o: &Opts) -> Result<Plan> {
         p.fanout = true;
         p.reconnect = true;
         p.reflect = true;
+        p.kernel = true;
+        // Three hosts and a reflector with FRR or vxbgp take longer than CI should wait.
+        p.migration = false;
         p.k = vec![4];
         p.n = vec![1000];
+        p.kernel_n = vec![100];
         p.runs = 1;
         p.peers = vec![Peer::Vxbgp];
         p.timeout_s = o.timeout.min(20);
@@ -165,6 +181,19 @@ fn plan(o: &Opts) -> Result<Plan> {
     }
     if p.reflect && p.n.contains(&0) {
         return Err("--n: at least 1 route".into());
+    }
+    if p.migration && p.moves == 0 {
+        return Err("--moves: at least 1".into());
+    }
+    if p.kernel
+        && p.kernel_n
+            .iter()
+            .any(|&n| n == 0 || n > scenario::kernel::MAX_N)
+    {
+        return Err(format!(
+            "--kernel-n: 1 to {} routes",
+            scenario::kernel::MAX_N
+        ));
     }
     routes::RouteSpace::new(p.clients().max(1), p.type2, p.vni)?;
     Ok(p)

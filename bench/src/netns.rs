@@ -253,7 +253,12 @@ pub fn remove_stale() {
     for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
         let Some(pid) = name
             .strip_prefix("vxb")
-            .and_then(|r| r.strip_suffix("rr").or_else(|| r.strip_suffix("cl")))
+            .and_then(|r| {
+                // Reflect/kernel (rr, cl) and migration (msw, mrr, mh0..mh2) namespaces.
+                ["msw", "mrr", "mh0", "mh1", "mh2", "rr", "cl"]
+                    .iter()
+                    .find_map(|s| r.strip_suffix(s))
+            })
             .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;

@@ -11,6 +11,7 @@
 //! Each answers "how many sessions are Established" in its own words (vxbgp's control
 //! socket, vtysh, the gobgp CLI), so the bench checks the daemon's view before timing.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ use crate::routes::ASN;
 use crate::sys::{self, Daemon, Result, Usage};
 
 const BGPD: &str = "/usr/lib/frr/bgpd";
+const ZEBRA: &str = "/usr/lib/frr/zebra";
 /// gobgpd's gRPC API, on RR's loopback.
 const GOBGP_API_PORT: u16 = 50051;
 
@@ -32,6 +34,10 @@ pub enum Peer {
     Vxbgp,
     Frr,
     Gobgp,
+    /// Not a daemon: the kernel scenario's reference, the same entries written straight
+    /// through `fib::floor` (measured whenever that scenario runs; not a `--peers` choice).
+    #[value(skip)]
+    Floor,
 }
 
 impl Peer {
@@ -40,6 +46,7 @@ impl Peer {
             Peer::Vxbgp => "vxbgp",
             Peer::Frr => "frr",
             Peer::Gobgp => "gobgp",
+            Peer::Floor => "floor",
         }
     }
 
@@ -48,6 +55,7 @@ impl Peer {
             Peer::Vxbgp => "vxbgp",
             Peer::Frr => "FRR",
             Peer::Gobgp => "GoBGP",
+            Peer::Floor => "netlink floor",
         }
     }
 }
@@ -60,6 +68,30 @@ pub struct StartCfg<'a> {
     pub vxbgp: &'a Path,
     /// RLIMIT_NOFILE for the daemon (`None`: inherit the bench's).
     pub nofile: Option<u64>,
+    pub role: Role,
+}
+
+/// What the daemon is there for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A route reflector for every address of the listen range, without kernel access
+    /// (FRR: bgpd alone, `-Z`).
+    Reflector { router_id: Ipv4Addr },
+    /// A VTEP that programs its kernel from the routes it gets (vxbgp as host agent; FRR as
+    /// zebra + bgpd with `advertise-all-vni`), peering with `neighbor` or, without one,
+    /// accepting sessions from the listen range (the bench's client connects to it).
+    Vtep {
+        router_id: Ipv4Addr,
+        neighbor: Option<Ipv4Addr>,
+    },
+}
+
+impl Role {
+    fn router_id(self) -> Ipv4Addr {
+        match self {
+            Role::Reflector { router_id } | Role::Vtep { router_id, .. } => router_id,
+        }
+    }
 }
 
 enum Ctl {
@@ -71,14 +103,17 @@ enum Ctl {
 /// A running reflector. `Drop` stops it by PID and removes the directories it was given.
 pub struct Reflector {
     pub peer: Peer,
-    daemon: Option<Daemon>,
+    /// In start order (FRR VTEP: zebra, then bgpd); stopped in reverse.
+    daemons: Vec<Daemon>,
     ctl: Ctl,
     remove: Vec<PathBuf>,
 }
 
 impl Drop for Reflector {
     fn drop(&mut self) {
-        drop(self.daemon.take());
+        while let Some(d) = self.daemons.pop() {
+            drop(d);
+        }
         for d in &self.remove {
             let _ = std::fs::remove_dir_all(d);
         }
@@ -92,22 +127,35 @@ fn s(v: &str) -> String {
 impl Reflector {
     pub async fn start(peer: Peer, cfg: &StartCfg<'_>) -> Result<Reflector> {
         std::fs::create_dir_all(cfg.dir).map_err(|e| format!("{}: {e}", cfg.dir.display()))?;
+        let rid = cfg.role.router_id().to_string();
+        // (name, argv, file whose existence says it is up) of daemons started before the
+        // main one: FRR's zebra.
+        let mut before: Vec<(&str, Vec<String>, PathBuf)> = Vec::new();
         let (argv, ctl, remove) = match peer {
             Peer::Vxbgp => {
                 let socket = cfg.dir.join("vxbgp.sock");
-                let argv = vec![
+                let mut argv = vec![
                     cfg.vxbgp.display().to_string(),
                     s("--asn"),
                     ASN.to_string(),
                     s("--router-id"),
-                    RR_ADDR.to_string(),
-                    s("--route-reflector"),
-                    s("--listen-range"),
-                    s(LISTEN_RANGE),
-                    s("--no-fib"),
-                    s("--socket"),
-                    socket.display().to_string(),
+                    rid.clone(),
                 ];
+                match cfg.role {
+                    Role::Reflector { .. } => argv.extend([
+                        s("--route-reflector"),
+                        s("--listen-range"),
+                        s(LISTEN_RANGE),
+                        s("--no-fib"),
+                    ]),
+                    Role::Vtep {
+                        neighbor: Some(n), ..
+                    } => argv.extend([s("--neighbor"), n.to_string()]),
+                    Role::Vtep { neighbor: None, .. } => {
+                        argv.extend([s("--listen-range"), s(LISTEN_RANGE)])
+                    }
+                }
+                argv.extend([s("--socket"), socket.display().to_string()]);
                 let ctl = Ctl::Vxbgp {
                     bin: cfg.vxbgp.to_path_buf(),
                     socket,
@@ -123,7 +171,7 @@ impl Reflector {
                     std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
                 }
                 let conf = etc.join("frr.conf");
-                std::fs::write(&conf, frr_config())
+                std::fs::write(&conf, frr_config(cfg.role))
                     .and_then(|()| {
                         std::fs::write(etc.join("vtysh.conf"), "service integrated-vtysh-config\n")
                     })
@@ -131,20 +179,32 @@ impl Reflector {
                 for d in [&etc, &run] {
                     sys::run(&["chown", "-R", "frr:frr", &d.display().to_string()]).await?;
                 }
-                let argv = vec![
-                    s(BGPD),
-                    s("-N"),
-                    name.clone(),
-                    s("-f"),
-                    conf.display().to_string(),
-                    s("-i"),
-                    run.join("bgpd.pid").display().to_string(),
-                    s("-Z"),
-                    s("--log"),
-                    format!("file:{}", run.join("bgpd.log").display()),
-                ];
+                let frr_argv = |bin: &str, daemon: &str| {
+                    vec![
+                        s(bin),
+                        s("-N"),
+                        name.clone(),
+                        s("-f"),
+                        conf.display().to_string(),
+                        s("-i"),
+                        run.join(format!("{daemon}.pid")).display().to_string(),
+                        s("--log"),
+                        format!("file:{}", run.join(format!("{daemon}.log")).display()),
+                    ]
+                };
+                let mut argv = frr_argv(BGPD, "bgpd");
+                match cfg.role {
+                    // A reflector does no kernel work: no zebra.
+                    Role::Reflector { .. } => argv.push(s("-Z")),
+                    // zebra runs in the foreground (no -d), so it is our child and its
+                    // PID is the one we stop; bgpd waits for its API socket.
+                    Role::Vtep { .. } => {
+                        before.push(("zebra", frr_argv(ZEBRA, "zebra"), run.join("zserv.api")))
+                    }
+                }
                 (argv, Ctl::Frr { pathspace: name }, vec![etc, run])
             }
+            Peer::Floor => return Err("the netlink floor is not a daemon".into()),
             Peer::Gobgp => {
                 let conf = cfg.dir.join("gobgpd.toml");
                 std::fs::write(&conf, gobgp_config())
@@ -171,19 +231,35 @@ impl Reflector {
                 )
             }
         };
-        let mut argv = cfg.ns.exec_argv(&argv);
-        if let Some(n) = cfg.nofile {
-            let mut wrapped = vec![s("prlimit"), format!("--nofile={n}:{n}")];
-            wrapped.append(&mut argv);
-            argv = wrapped;
-        }
-        let daemon = Daemon::spawn(peer.name(), &argv, cfg.dir)?;
+        let wrap = |argv: &[String]| {
+            let mut argv = cfg.ns.exec_argv(argv);
+            if let Some(n) = cfg.nofile {
+                let mut wrapped = vec![s("prlimit"), format!("--nofile={n}:{n}")];
+                wrapped.append(&mut argv);
+                argv = wrapped;
+            }
+            argv
+        };
+        // The guard exists before anything starts, so a failure below stops what did.
         let mut rr = Reflector {
             peer,
-            daemon: Some(daemon),
+            daemons: Vec::new(),
             ctl,
             remove,
         };
+        for (name, argv, ready) in before {
+            rr.daemons.push(Daemon::spawn(name, &wrap(&argv), cfg.dir)?);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !ready.exists() {
+                rr.check_alive()?;
+                if Instant::now() >= deadline {
+                    return Err(format!("{name} is not up after 10 s ({})", ready.display()));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        rr.daemons
+            .push(Daemon::spawn(peer.name(), &wrap(&argv), cfg.dir)?);
         rr.wait_ready().await?;
         Ok(rr)
     }
@@ -208,7 +284,7 @@ impl Reflector {
     }
 
     pub fn pids(&self) -> Vec<u32> {
-        self.daemon.iter().map(Daemon::pid).collect()
+        self.daemons.iter().map(Daemon::pid).collect()
     }
 
     /// RSS, peak RSS and CPU time of the reflector's process(es).
@@ -217,17 +293,18 @@ impl Reflector {
     }
 
     pub fn check_alive(&mut self) -> Result<()> {
-        match self.daemon.as_mut() {
-            Some(d) => d.check_alive(),
-            None => Err("not running".into()),
+        if self.daemons.is_empty() {
+            return Err("not running".into());
         }
+        self.daemons.iter_mut().try_for_each(Daemon::check_alive)
     }
 
     fn stderr_tail(&self) -> String {
-        self.daemon
-            .as_ref()
+        self.daemons
+            .iter()
             .map(|d| format!("end of {} stderr:\n{}", d.name(), d.stderr_tail(15)))
-            .unwrap_or_default()
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// How many sessions the daemon itself reports as Established.
@@ -336,23 +413,39 @@ pub fn count_gobgp(v: &Value) -> usize {
     })
 }
 
-/// FRR: iBGP route reflector for every address of the listen range (peer group C).
-pub fn frr_config() -> String {
+/// FRR: iBGP route reflector for every address of the listen range (peer group C); as a
+/// VTEP, `advertise-all-vni` with peer group C holding the one neighbour or the listen range.
+pub fn frr_config(role: Role) -> String {
+    let rid = role.router_id();
+    let (peers, af) = match role {
+        Role::Reflector { .. } => (
+            format!(" bgp listen limit 5000\n bgp listen range {LISTEN_RANGE} peer-group C\n"),
+            "  neighbor C route-reflector-client\n".to_string(),
+        ),
+        Role::Vtep { neighbor, .. } => (
+            match neighbor {
+                Some(n) => format!(" neighbor {n} peer-group C\n neighbor C timers connect 1\n"),
+                None => format!(" bgp listen range {LISTEN_RANGE} peer-group C\n"),
+            },
+            // Duplicate-address detection would freeze a MAC after 5 moves in 180 s; the
+            // migration scenario moves one 20 times on purpose (vxbgp has no such check).
+            "  advertise-all-vni\n  no dup-addr-detection\n".to_string(),
+        ),
+    };
     format!(
         "frr defaults traditional\n\
-         hostname rr\n\
+         hostname vxbgp-bench\n\
          !\n\
          router bgp {ASN}\n \
-         bgp router-id {RR_ADDR}\n \
+         bgp router-id {rid}\n \
          no bgp default ipv4-unicast\n \
          neighbor C peer-group\n \
-         neighbor C remote-as {ASN}\n \
-         bgp listen limit 5000\n \
-         bgp listen range {LISTEN_RANGE} peer-group C\n \
+         neighbor C remote-as {ASN}\n\
+         {peers} \
          !\n \
          address-family l2vpn evpn\n  \
-         neighbor C activate\n  \
-         neighbor C route-reflector-client\n \
+         neighbor C activate\n\
+         {af} \
          exit-address-family\n\
          exit\n\
          !\n"
@@ -452,8 +545,25 @@ mod tests {
 
     #[test]
     fn configs_name_the_listen_range() {
-        assert!(frr_config().contains("bgp listen range 198.19.0.0/16 peer-group C"));
-        assert!(frr_config().contains("  neighbor C route-reflector-client"));
+        let rr = frr_config(Role::Reflector { router_id: RR_ADDR });
+        assert!(
+            rr.contains("bgp listen range 198.19.0.0/16 peer-group C"),
+            "{rr}"
+        );
+        assert!(
+            rr.contains("\n  neighbor C route-reflector-client\n"),
+            "{rr}"
+        );
+        let vtep = frr_config(Role::Vtep {
+            router_id: RR_ADDR,
+            neighbor: Some(Ipv4Addr::new(198, 19, 4, 1)),
+        });
+        assert!(
+            vtep.contains("\n neighbor 198.19.4.1 peer-group C\n"),
+            "{vtep}"
+        );
+        assert!(vtep.contains("\n  advertise-all-vni\n"), "{vtep}");
+        assert!(!vtep.contains("listen range"), "{vtep}");
         assert!(gobgp_config().contains("prefix = \"198.19.0.0/16\""));
     }
 }

@@ -63,7 +63,13 @@ fn table(out: &mut String, r: &Results, spec: &Spec) {
     if params.is_empty() {
         return;
     }
-    let peers: Vec<Peer> = r.meta.plan.peers.clone();
+    let peers: Vec<Peer> = r.peers();
+    // Ratios to the netlink floor too, for the metrics the floor has (kernel scenario).
+    let floor_has = |key: &str| {
+        r.entries
+            .iter()
+            .any(|e| e.scenario == spec.name && e.peer == Peer::Floor && e.median(key).is_some())
+    };
     let _ = writeln!(out, "## {}\n\n{}\n", spec.title, spec.about);
     let mut head = format!("| {} | reflector |", spec.param);
     let mut rule = String::from("|---:|---|");
@@ -74,17 +80,28 @@ fn table(out: &mut String, r: &Results, spec: &Spec) {
             let _ = write!(head, " {} /FRR |", m.header);
             rule.push_str("---:|");
         }
+        if m.ratio && floor_has(m.key) {
+            let _ = write!(head, " {} /floor |", m.header);
+            rule.push_str("---:|");
+        }
     }
     head.push_str(" runs ok |");
     rule.push_str("---:|");
     let _ = writeln!(out, "{head}\n{rule}");
     for &p in &params {
         let frr = r.find(spec.name, p, Peer::Frr);
+        let floor = r.find(spec.name, p, Peer::Floor);
         for &peer in &peers {
             let e = r.find(spec.name, p, peer);
             let mut row = format!("| {p} | {} |", peer.title());
             if let Some(why) = e.and_then(|e| e.skipped.as_ref()) {
-                let cols = spec.metrics.len() + spec.metrics.iter().filter(|m| m.ratio).count();
+                let cols = spec.metrics.len()
+                    + spec.metrics.iter().filter(|m| m.ratio).count()
+                    + spec
+                        .metrics
+                        .iter()
+                        .filter(|m| m.ratio && floor_has(m.key))
+                        .count();
                 let _ = write!(row, " {why} |");
                 row.push_str(&" |".repeat(cols));
                 let _ = writeln!(out, "{row}");
@@ -98,6 +115,13 @@ fn table(out: &mut String, r: &Results, spec: &Spec) {
                         row,
                         " {} |",
                         ratio(entry.median(m.key), frr.and_then(|f| f.median(m.key)))
+                    );
+                }
+                if m.ratio && floor_has(m.key) {
+                    let _ = write!(
+                        row,
+                        " {} |",
+                        ratio(entry.median(m.key), floor.and_then(|f| f.median(m.key)))
                     );
                 }
             }
@@ -152,7 +176,7 @@ fn table(out: &mut String, r: &Results, spec: &Spec) {
 
 /// The whole report.
 pub fn render(r: &Results) -> String {
-    let mut out = String::from("# vxbgp benchmark: route reflection (BGP EVPN)\n\n");
+    let mut out = String::from("# vxbgp benchmark: BGP EVPN, vxbgp side by side with FRR\n\n");
     let _ = writeln!(out, "- date: {}", r.meta.date);
     let _ = writeln!(out, "- command: `{}`", r.meta.command);
     let _ = writeln!(
@@ -172,7 +196,10 @@ pub fn render(r: &Results) -> String {
     for n in &r.meta.notes {
         let _ = writeln!(out, "- {n}");
     }
-    out.push_str("\nRatios are this reflector's median over FRR's (below 1: less than FRR).\n\n");
+    out.push_str(
+        "\nRatios are this daemon's median over FRR's (below 1: less than FRR), and in the \
+         kernel scenario also over the netlink floor's.\n\n",
+    );
     for spec in SPECS {
         table(&mut out, r, spec);
     }

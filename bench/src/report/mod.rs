@@ -108,6 +108,15 @@ impl Results {
         self.entry(spec, param, peer).skipped = Some(why.to_string());
     }
 
+    /// The peers to show: those of the plan, and the netlink floor if it was measured.
+    pub fn peers(&self) -> Vec<Peer> {
+        let mut p = self.meta.plan.peers.clone();
+        if self.entries.iter().any(|e| e.peer == Peer::Floor) && !p.contains(&Peer::Floor) {
+            p.push(Peer::Floor);
+        }
+        p
+    }
+
     pub fn find(&self, scenario: &str, param: u64, peer: Peer) -> Option<&Entry> {
         self.entries
             .iter()
@@ -196,8 +205,12 @@ mod tests {
             fanout: true,
             reconnect: false,
             reflect: true,
+            kernel: false,
             k: vec![100, 200],
             n: vec![10_000],
+            kernel_n: vec![],
+            migration: false,
+            moves: 20,
             runs: 3,
             peers: vec![Peer::Vxbgp, Peer::Frr, Peer::Gobgp],
             timeout_s: 120,

@@ -20,6 +20,7 @@ fn color(p: Peer) -> &'static str {
         Peer::Vxbgp => "#1f77b4",
         Peer::Frr => "#d62728",
         Peer::Gobgp => "#2ca02c",
+        Peer::Floor => "#7f7f7f",
     }
 }
 
@@ -41,7 +42,7 @@ fn panels(r: &Results) -> Vec<Panel> {
                 .find(|m| m.key == key)
                 .map_or(Unit::Count, |m| m.unit);
             let mut lines = Vec::new();
-            for &peer in &r.meta.plan.peers {
+            for peer in r.peers() {
                 let mut pts: Vec<(f64, f64)> = r
                     .entries
                     .iter()
@@ -223,7 +224,7 @@ pub fn render(r: &Results) -> String {
     }
     // Legend.
     let ly = height - 18.0;
-    for (i, peer) in r.meta.plan.peers.iter().enumerate() {
+    for (i, peer) in r.peers().iter().enumerate() {
         let x = LEFT + i as f64 * 120.0;
         let _ = writeln!(
             out,

@@ -9,6 +9,8 @@
 //! spec.
 
 pub mod fanout;
+pub mod kernel;
+pub mod migration;
 pub mod reconnect;
 pub mod reflect;
 
@@ -17,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::netns::Topology;
-use crate::reflector::{Peer, StartCfg};
+use crate::reflector::{Peer, Role, StartCfg};
 use crate::report::{Entry, Results};
 
 #[derive(
@@ -28,6 +30,10 @@ pub enum Scenario {
     Fanout,
     Reconnect,
     Reflect,
+    /// Type-2 routes into one VTEP's kernel: vxbgp, FRR (zebra) and the netlink floor.
+    Kernel,
+    /// A MAC moving between two of three VTEPs, the third following.
+    Migration,
     /// All of the above.
     All,
 }
@@ -119,6 +125,9 @@ impl Ctx {
             dir,
             vxbgp: &self.vxbgp,
             nofile: self.opts.daemon_nofile,
+            role: Role::Reflector {
+                router_id: crate::netns::RR_ADDR,
+            },
         }
     }
 
@@ -133,8 +142,14 @@ pub struct Plan {
     pub fanout: bool,
     pub reconnect: bool,
     pub reflect: bool,
+    pub kernel: bool,
     pub k: Vec<u32>,
     pub n: Vec<u32>,
+    /// Route counts of the kernel scenario.
+    pub kernel_n: Vec<u32>,
+    pub migration: bool,
+    /// MAC moves per migration run.
+    pub moves: u32,
     pub runs: u32,
     pub peers: Vec<Peer>,
     pub timeout_s: u64,
@@ -156,7 +171,8 @@ impl Plan {
             0
         };
         let refl = if self.reflect { 2 } else { 0 };
-        fan.max(refl)
+        let kern = u32::from(self.kernel);
+        fan.max(refl).max(kern)
     }
 }
 
@@ -223,6 +239,57 @@ pub async fn run_all(ctx: &Ctx, results: &mut Results, mut progress: impl FnMut(
             }
         }
     }
+    if plan.kernel {
+        // GoBGP has no kernel programming; the floor is measured in every run.
+        let mut peers: Vec<Peer> = plan
+            .peers
+            .iter()
+            .copied()
+            .filter(|&p| p != Peer::Gobgp)
+            .collect();
+        peers.push(Peer::Floor);
+        for &n in &plan.kernel_n {
+            if plan.peers.contains(&Peer::Gobgp) {
+                results.skip(
+                    &kernel::SPEC,
+                    u64::from(n),
+                    Peer::Gobgp,
+                    "not run: gobgpd programs no kernel",
+                );
+            }
+            for run in 1..=plan.runs {
+                for &peer in &peers {
+                    let tag = format!("kernel-n{n}-{}-{run}", peer.name());
+                    println!("[{tag}] ...");
+                    let s = kernel::run(ctx, peer, n, &ctx.dir(&tag)).await;
+                    announce(&tag, "kernel", &s);
+                    results.add(&kernel::SPEC, u64::from(n), peer, s);
+                    progress(results);
+                }
+            }
+        }
+    }
+    if plan.migration {
+        let m = u64::from(plan.moves);
+        if plan.peers.contains(&Peer::Gobgp) {
+            results.skip(
+                &migration::SPEC,
+                m,
+                Peer::Gobgp,
+                "not run: gobgpd programs no kernel",
+            );
+        }
+        for run in 1..=plan.runs {
+            for &peer in plan.peers.iter().filter(|&&p| p != Peer::Gobgp) {
+                let tag = format!("migration-{}-{run}", peer.name());
+                println!("[{tag}] ...");
+                let s = migration::run(ctx, peer, plan.moves, &ctx.dir(&tag)).await;
+                announce(&tag, "migration", &s);
+                results.add(&migration::SPEC, m, peer, s);
+                progress(results);
+            }
+        }
+    }
 }
 
 fn announce(tag: &str, what: &str, s: &Sample) {
@@ -240,7 +307,13 @@ fn announce(tag: &str, what: &str, s: &Sample) {
 }
 
 /// Every scenario's spec, in report order.
-pub const SPECS: [&Spec; 3] = [&fanout::SPEC, &reconnect::SPEC, &reflect::SPEC];
+pub const SPECS: [&Spec; 5] = [
+    &fanout::SPEC,
+    &reconnect::SPEC,
+    &reflect::SPEC,
+    &kernel::SPEC,
+    &migration::SPEC,
+];
 
 impl Entry {
     /// The spec of this entry's scenario.
