@@ -81,6 +81,11 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub fix_ports: bool,
 
+    /// The most routes a peer may give (RFC 4486): past it its session is closed with
+    /// Cease / Maximum Number of Prefixes Reached. Per neighbour in the config file.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_prefixes: Option<u32>,
+
     /// Local MACs learned and advertised per VNI at most [default: 16384].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_macs_per_vni: Option<u32>,

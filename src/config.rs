@@ -48,6 +48,8 @@ pub struct FileConfig {
     /// Fix vxlan bridge ports (`learning off neigh_suppress on`).
     #[serde(default)]
     pub fix_ports: bool,
+    /// The most routes any peer may give (RFC 4486), unless its neighbour entry says.
+    pub max_prefixes: Option<u32>,
     /// Learning limits: local MACs per VNI, addresses per local MAC.
     pub max_macs_per_vni: Option<u32>,
     pub max_addresses_per_mac: Option<u32>,
@@ -72,6 +74,11 @@ pub struct NeighborConfig {
     /// Whether an internal neighbour is our route-reflector client; by default it
     /// is when we are a route reflector.
     pub route_reflector_client: Option<bool>,
+    /// The most routes this neighbour may give (RFC 4486); the global one if unset.
+    pub max_prefixes: Option<u32>,
+    /// Only log when the limit is passed, instead of closing the session.
+    #[serde(default)]
+    pub max_prefixes_warning_only: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -122,6 +129,7 @@ pub struct Settings {
     pub fib: bool,
     pub fix_ports: bool,
     pub limits: fib::local::LearnLimits,
+    pub max_prefixes: Option<u32>,
 }
 
 pub const DEFAULT_PORT: u16 = 179;
@@ -169,6 +177,8 @@ pub fn merge(args: &DaemonArgs, file: FileConfig) -> Result<Settings, String> {
                 hold_time: None,
                 description: None,
                 route_reflector_client: None,
+                max_prefixes: None,
+                max_prefixes_warning_only: false,
             });
         }
     }
@@ -197,6 +207,7 @@ pub fn merge(args: &DaemonArgs, file: FileConfig) -> Result<Settings, String> {
         routes: file.route,
         fib: !(args.no_fib || file.no_fib),
         fix_ports: args.fix_ports || file.fix_ports,
+        max_prefixes: args.max_prefixes.or(file.max_prefixes),
         limits: {
             let d = fib::local::LearnLimits::default();
             let pick = |arg: Option<u32>, file: Option<u32>, default: usize| {

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 
 use bgp::listener::{self, ListenRange, PeerTable};
-use bgp::peer::LocalInfo;
+use bgp::peer::{LocalInfo, MaxPrefixes};
 use bgp::rib::task::{self as rib_task, RIB_QUEUE};
 use bgp::rib::Rib;
 use bgp::session::fsm::FsmConfig;
@@ -131,6 +131,13 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                 rr_client: ibgp && n.route_reflector_client.unwrap_or(settings.route_reflector),
                 dynamic: false,
                 description: n.description.clone(),
+                max_prefixes: n
+                    .max_prefixes
+                    .or(settings.max_prefixes)
+                    .map(|limit| MaxPrefixes {
+                        limit: limit as usize,
+                        warn_only: n.max_prefixes_warning_only,
+                    }),
                 fsm: fsm(Some(remote_as), n.hold_time),
             });
         }
@@ -145,6 +152,10 @@ pub async fn run(settings: Settings) -> Result<(), String> {
                     rr_client: settings.route_reflector,
                     dynamic: true,
                     description: Some(format!("from {prefix}")),
+                    max_prefixes: settings.max_prefixes.map(|limit| MaxPrefixes {
+                        limit: limit as usize,
+                        warn_only: false,
+                    }),
                     fsm: fsm(Some(settings.asn), None),
                 },
             });

@@ -50,6 +50,17 @@ pub struct PeerInfo {
     pub kind: PeerKind,
     /// Four-octet AS numbers negotiated (RFC 6793): how AS_PATH is encoded to it.
     pub as4: bool,
+    /// The most routes it may give us.
+    pub max_prefixes: Option<MaxPrefixes>,
+}
+
+/// A limit on the routes a peer gives (RFC 4486 §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPrefixes {
+    pub limit: usize,
+    /// Only log when it is passed; otherwise the session is closed with Cease /
+    /// Maximum Number of Prefixes Reached.
+    pub warn_only: bool,
 }
 
 /// Facts about the local speaker that shape import and export.

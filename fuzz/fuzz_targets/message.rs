@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
                 // Our own encoding of a decoded message is a message again (the
                 // attributes RFC 7606 discarded are gone, so equality is not asked).
                 let again = Message::decode(&bytes, &ctx);
-                assert!(again.is_ok(), "re-encoded message does not decode: {again:?}");
+                assert!(
+                    again.is_ok(),
+                    "re-encoded message does not decode: {again:?}"
+                );
             }
         }
     }

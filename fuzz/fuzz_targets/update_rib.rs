@@ -24,6 +24,7 @@ impl PeerSink for Drop {
     fn deliver(&mut self, _: Arc<Encoded>, _: usize) -> bool {
         true
     }
+    fn over_limit(&mut self, _: usize) {}
 }
 
 fn peer(id: u32) -> PeerInfo {
@@ -34,6 +35,7 @@ fn peer(id: u32) -> PeerInfo {
         bgp_id: Ipv4Addr::new(198, 19, 0, id as u8),
         kind: PeerKind::IbgpClient,
         as4: true,
+        max_prefixes: None,
     }
 }
 
@@ -100,6 +102,10 @@ fuzz_target!(|data: &[u8]| {
     rib.apply(RibInput::PeerDown(1));
     rib.flush(std::time::Instant::now());
     let stats = rib.stats();
-    assert_eq!((stats.destinations, stats.paths), (0, 0), "all gone with the peer");
+    assert_eq!(
+        (stats.destinations, stats.paths),
+        (0, 0),
+        "all gone with the peer"
+    );
     assert_eq!(rib.advertised_count(2), 0);
 });

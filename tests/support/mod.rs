@@ -25,6 +25,7 @@
 
 pub mod frr;
 pub mod gobgp;
+pub mod loopback;
 pub mod netns;
 pub mod proc;
 pub mod vxbgp;

@@ -192,6 +192,7 @@ mod tests {
             bgp_id: Ipv4Addr::new(198, 19, 0, 7),
             kind: PeerKind::IbgpClient,
             as4: true,
+            max_prefixes: None,
         }
     }
 

@@ -23,7 +23,7 @@ mod group;
 pub mod out;
 pub mod task;
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use hashbrown::HashTable;
 use std::cmp::Ordering;
 use std::hash::BuildHasher;
@@ -164,6 +164,8 @@ pub struct Rib<A: AddressFamily> {
     group_of: HashMap<PeerId, usize>,
     /// The group new peers of a policy join (not one split off for a slow peer).
     open_groups: HashMap<GroupKey, usize>,
+    /// Peers past their prefix limit (told once per session).
+    over_limit: HashSet<PeerId>,
     /// Collect best-path changes (only a host agent programming a FIB needs them).
     track_best: bool,
     best_changes: Vec<BestChange<A>>,
@@ -185,6 +187,7 @@ impl<A: AddressFamily> Rib<A> {
             groups: Vec::new(),
             group_of: HashMap::new(),
             open_groups: HashMap::new(),
+            over_limit: HashSet::new(),
             track_best: false,
             best_changes: Vec::new(),
         }
@@ -233,6 +236,7 @@ impl<A: AddressFamily> Rib<A> {
 
     fn peer_down(&mut self, peer: PeerId) {
         self.leave(peer);
+        self.over_limit.remove(&peer);
         self.received.remove(&peer);
         let rids: Vec<RouteId> = (0..self.dests.len() as RouteId)
             .filter(|&r| {
@@ -272,10 +276,38 @@ impl<A: AddressFamily> Rib<A> {
             let replaced = self.set_path(rid, peer, nlri.clone(), id);
             if !replaced {
                 *self.received.entry(peer).or_default() += 1;
+                self.check_limit(peer);
             }
             self.changed(rid, nlri);
         }
         self.attrs.release(id);
+    }
+
+    /// RFC 4486: a peer that gives more routes than allowed is told once (its session
+    /// closes), or logged once when the limit only warns.
+    fn check_limit(&mut self, peer: PeerId) {
+        let Some(max) = self.sources.get(&peer).and_then(|s| s.max_prefixes) else {
+            return;
+        };
+        if self.received_count(peer) <= max.limit || !self.over_limit.insert(peer) {
+            return;
+        }
+        if max.warn_only {
+            tracing::warn!(
+                peer,
+                limit = max.limit,
+                "peer passed its prefix limit (warning only)"
+            );
+            return;
+        }
+        tracing::warn!(
+            peer,
+            limit = max.limit,
+            "peer passed its prefix limit: session closed (RFC 4486)"
+        );
+        if let Some(m) = self.member_mut(peer) {
+            m.sink.over_limit(max.limit);
+        }
     }
 
     /// Import rules; may rewrite what must not be kept.
@@ -565,6 +597,16 @@ impl<A: AddressFamily> Rib<A> {
     fn group(&self, peer: PeerId) -> Option<&UpdateGroup> {
         let &gi = self.group_of.get(&peer)?;
         self.groups.get(gi)?.as_ref()
+    }
+
+    fn member_mut(&mut self, peer: PeerId) -> Option<&mut group::Member> {
+        let &gi = self.group_of.get(&peer)?;
+        self.groups
+            .get_mut(gi)?
+            .as_mut()?
+            .members
+            .iter_mut()
+            .find(|m| m.id == peer)
     }
 
     pub fn stats(&self) -> RibStats {

@@ -77,4 +77,7 @@ pub trait PeerSink: Send + std::fmt::Debug {
     fn queued(&self) -> usize;
     /// Queues `batch`, of which `bytes` are for this peer. False if the peer is gone.
     fn deliver(&mut self, batch: Arc<Encoded>, bytes: usize) -> bool;
+    /// The peer passed its prefix limit: its session must close with Cease / Maximum
+    /// Number of Prefixes Reached (RFC 4486), `limit` in the data.
+    fn over_limit(&mut self, limit: usize);
 }

@@ -53,10 +53,20 @@ impl OutQueue {
     }
 }
 
+/// What the RIB tells a session.
+#[derive(Debug)]
+pub enum SessionOut {
+    /// UPDATEs to send (the pieces for this peer).
+    Batch(Arc<Encoded>),
+    /// The peer passed its prefix limit: close with Cease / Maximum Number of Prefixes
+    /// Reached (RFC 4486), the limit in the data.
+    OverLimit(usize),
+}
+
 /// The RIB's end of a session's output queue.
 #[derive(Debug)]
 struct SessionSink {
-    tx: mpsc::UnboundedSender<Arc<Encoded>>,
+    tx: mpsc::UnboundedSender<SessionOut>,
     queue: Arc<OutQueue>,
 }
 
@@ -66,7 +76,10 @@ impl PeerSink for SessionSink {
     }
     fn deliver(&mut self, batch: Arc<Encoded>, bytes: usize) -> bool {
         self.queue.bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.tx.send(batch).is_ok()
+        self.tx.send(SessionOut::Batch(batch)).is_ok()
+    }
+    fn over_limit(&mut self, limit: usize) {
+        let _ = self.tx.send(SessionOut::OverLimit(limit));
     }
 }
 
@@ -87,7 +100,7 @@ pub enum RibCmd<A: AddressFamily> {
     /// `queue`.
     PeerUp {
         info: PeerInfo,
-        out_tx: mpsc::UnboundedSender<Arc<Encoded>>,
+        out_tx: mpsc::UnboundedSender<SessionOut>,
         queue: Arc<OutQueue>,
     },
     Routes {

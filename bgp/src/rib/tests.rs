@@ -67,6 +67,7 @@ fn peer(id: PeerId, kind: PeerKind, asn: u32) -> PeerInfo {
         bgp_id: ip(id as u8),
         kind,
         as4: true,
+        max_prefixes: None,
     }
 }
 
@@ -100,6 +101,8 @@ struct Inbox {
     batches: Vec<Arc<Encoded>>,
     /// Stands for bytes not yet written to the peer's socket.
     queued: usize,
+    /// The prefix limit the RIB said the peer passed.
+    over_limit: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -115,6 +118,11 @@ impl PeerSink for TestSink {
             i.queued += bytes;
         }
         true
+    }
+    fn over_limit(&mut self, limit: usize) {
+        if let Ok(mut i) = self.0.lock() {
+            i.over_limit = Some(limit);
+        }
     }
 }
 
@@ -683,4 +691,27 @@ fn the_same_route_from_the_agent_and_the_user_is_two_paths() {
         nlri: vec![route(5)],
     });
     assert_eq!(drain(&mut rib, 1).1, vec![5]);
+}
+
+#[test]
+fn rfc4486_a_peer_past_its_prefix_limit_is_told_once_or_only_logged() {
+    for warn_only in [false, true] {
+        let mut rib = reflector_with_clients(1);
+        let mut p = peer(2, PeerKind::IbgpClient, 65000);
+        p.max_prefixes = Some(crate::peer::MaxPrefixes {
+            limit: 3,
+            warn_only,
+        });
+        rib.up(p);
+        add(&mut rib, 2, &[1, 2, 3], 2);
+        let told = |rib: &Lab| rib.inboxes[&2].lock().map(|i| i.over_limit).ok().flatten();
+        assert_eq!(told(&rib), None, "at the limit is not past it");
+        add(&mut rib, 2, &[4, 5], 2);
+        assert_eq!(told(&rib), (!warn_only).then_some(3));
+        assert_eq!(
+            rib.received_count(2),
+            5,
+            "the routes are kept until the session closes"
+        );
+    }
 }

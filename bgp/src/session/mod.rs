@@ -27,8 +27,8 @@ use tokio::task::JoinHandle;
 
 use crate::af::AddressFamily;
 use crate::peer::{PeerId, PeerInfo, PeerKind};
-use crate::rib::task::{OutQueue, RibCmd};
-use crate::rib::{Encoded, RibInput};
+use crate::rib::task::{OutQueue, RibCmd, SessionOut};
+use crate::rib::RibInput;
 use crate::wire::notification::codes;
 use crate::wire::NotificationMsg;
 use collision::Keep;
@@ -52,6 +52,8 @@ pub struct SessionConfig {
     /// Admitted from a listen range: the session ends with its connection.
     pub dynamic: bool,
     pub description: Option<String>,
+    /// The most routes the peer may give (RFC 4486).
+    pub max_prefixes: Option<crate::peer::MaxPrefixes>,
     pub fsm: FsmConfig,
 }
 
@@ -287,7 +289,7 @@ impl<A: AddressFamily> Session<A> {
         ];
         self.set_state("OpenSent");
         // Unbounded, but the RIB paces what it puts here by `queue`'s byte count.
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Arc<Encoded>>();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<SessionOut>();
         let queue = Arc::new(OutQueue::default());
         let mut out_tx = Some(out_tx);
         let mut established: Option<usize> = None;
@@ -379,13 +381,34 @@ impl<A: AddressFamily> Session<A> {
                         }
                     }
                 }
-                ConnEvent::Out(batch) => {
+                ConnEvent::Out(SessionOut::Batch(batch)) => {
                     if let Some(i) = established {
                         if let Some(c) = slots.get_mut(i).and_then(Option::as_mut) {
                             let n = c.send_shared(batch, peer_id, &queue, now);
                             self.status.send_modify(|s| {
                                 s.updates_sent += n;
                             });
+                        }
+                    }
+                }
+                ConnEvent::Out(SessionOut::OverLimit(limit)) => {
+                    if let Some(i) = established {
+                        if let Some(c) = slots.get_mut(i).and_then(Option::as_mut) {
+                            // RFC 4486 §4: AFI, SAFI and the upper bound.
+                            let mut data = A::AFI.to_be_bytes().to_vec();
+                            data.push(A::SAFI);
+                            data.extend_from_slice(
+                                &u32::try_from(limit).unwrap_or(u32::MAX).to_be_bytes(),
+                            );
+                            let n = NotificationMsg::new(
+                                codes::CEASE,
+                                codes::cease::MAXIMUM_PREFIXES_REACHED,
+                                data,
+                            );
+                            let why = format!("more than {limit} prefixes");
+                            for o in c.fsm.close(Some(n), &why) {
+                                outputs.push((i, o));
+                            }
                         }
                     }
                 }
@@ -469,6 +492,7 @@ impl<A: AddressFamily> Session<A> {
                             bgp_id: n.remote_id,
                             kind,
                             as4: n.as4,
+                            max_prefixes: self.cfg.max_prefixes,
                         };
                         tracing::info!(remote_id = %n.remote_id, asn = n.remote_asn, ?kind, hold = n.hold_time, "session established");
                         if let Some(c) = slots.get_mut(i).and_then(Option::as_mut) {
