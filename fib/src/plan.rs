@@ -297,14 +297,16 @@ impl Planner {
 
     /// Two remote VTEPs claim a MAC as sticky (RFC 7432 §15.2: a misconfiguration).
     pub fn sticky_conflict(&self, vni: u32, mac: Mac) -> bool {
-        self.macs.get(&(vni, mac)).is_some_and(|c| {
-            let sticky: HashSet<_> = c
-                .iter()
-                .filter(|c| c.mobility.sticky)
-                .map(|c| c.entry)
-                .collect();
-            sticky.len() > 1
-        })
+        // Checked for every MAC the kernel gets: no allocation, and one candidate (the
+        // usual case) is answered at once.
+        let Some(c) = self.macs.get(&(vni, mac)) else {
+            return false;
+        };
+        let mut sticky = c.iter().filter(|c| c.mobility.sticky).map(|c| c.entry);
+        match sticky.next() {
+            Some(first) => sticky.any(|e| e != first),
+            None => false,
+        }
     }
 }
 

@@ -115,8 +115,12 @@ async fn serve(stream: UnixStream, state: Arc<ControlState>) {
 }
 
 async fn handle(req: Request, state: &ControlState) -> Response {
-    // A failure injected by the tests (tests/cli.rs): a panic in a running daemon.
-    if std::env::var_os("VXBGP_FAILPOINT").is_some_and(|v| v == "control-panic") {
+    // A failure injected by the tests (tests/cli.rs): a panic in a running daemon. The
+    // environment is read once, not per request.
+    static PANIC_FAILPOINT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *PANIC_FAILPOINT
+        .get_or_init(|| std::env::var_os("VXBGP_FAILPOINT").is_some_and(|v| v == "control-panic"))
+    {
         panic!("failpoint control-panic");
     }
     match req {
