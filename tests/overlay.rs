@@ -751,13 +751,27 @@ fn ipv6_neighbor_solicitation_is_suppressed() {
     assert_unicast_only(&pkts, &vteps);
 }
 
+/// How a VM moves in [`Lab::move_vm`].
+#[derive(Clone, Copy, PartialEq)]
+enum Move {
+    /// The VM stops on the old host (its veth is deleted), then starts on the new one
+    /// and sends a gratuitous ARP.
+    Cold,
+    /// The VM starts on the new host and sends a gratuitous ARP while the old port
+    /// stays, silent, with the MAC still in the old host's bridge FDB.
+    Live,
+    /// As `Live`, but the VM stays silent and the new host's bridge entry is set by
+    /// hand, as an orchestrator does: `bridge fdb replace MAC dev PORT master dynamic`
+    /// over the remote entry vxbgp made (the kernel keeps its `extern_learn` mark).
+    FdbReplace,
+}
+
 impl Lab {
     /// Moves VM `v` to host `to`: a new veth into `to`'s bridge with the VM's MAC and
-    /// address, then a gratuitous ARP. `cold`: the old veth is deleted first (the VM
-    /// stops on the old host, then starts on the new one). Otherwise (live migration) the
-    /// old port stays, silent, with the MAC still in the old host's bridge FDB; its
+    /// address, announced as `how` says. Unless the move is cold, the old port's
     /// (host, port) is returned for the caller to delete.
-    fn move_vm(&mut self, v: usize, to: usize, cold: bool) -> Option<(usize, String)> {
+    fn move_vm(&mut self, v: usize, to: usize, how: Move) -> Option<(usize, String)> {
+        let cold = how == Move::Cold;
         let n = next_id();
         let (port, dev) = (format!("vm{n}"), format!("eth{n}"));
         let vm = &self.vms[v];
@@ -795,7 +809,15 @@ impl Lab {
         let old_port = std::mem::replace(&mut vm.port, port);
         vm.dev = dev;
         let old = std::mem::replace(&mut vm.host, to);
-        vm.garp();
+        if how == Move::FdbReplace {
+            let mac = vm.mac.clone();
+            let port = vm.port.clone();
+            self.u.host(to).run_ok(&format!(
+                "bridge fdb replace {mac} dev {port} master dynamic"
+            ));
+        } else {
+            vm.garp();
+        }
         (!cold).then_some((old, old_port))
     }
 
@@ -882,7 +904,7 @@ fn vm_migration_loses_few_pings() {
     // the same MAC and address and sends a gratuitous ARP).
     let pinger = PingerNs(lab.vms[c].ns.name().to_string());
     let (tx, rx, recovered, out) = pinger.ping_through(&target, || {
-        lab.move_vm(a, b, true);
+        lab.move_vm(a, b, Move::Cold);
     });
     eprintln!(
         "cold migration {} -> {}: {} of {tx} pings lost (10 ms interval)",
@@ -900,7 +922,7 @@ fn vm_migration_loses_few_pings() {
     // advertising it), so A must advertise a higher sequence and B must withdraw.
     let mut old_port = None;
     let (tx, rx, recovered, out) =
-        pinger.ping_through(&target, || old_port = lab.move_vm(a, a, false));
+        pinger.ping_through(&target, || old_port = lab.move_vm(a, a, Move::Live));
     eprintln!(
         "live migration {} -> {}: {} of {tx} pings lost (10 ms interval)",
         lab.vtep(b),
@@ -935,6 +957,28 @@ fn vm_migration_loses_few_pings() {
     std::thread::sleep(Duration::from_millis(500));
     lab.assert_moved(a, a);
     assert!(lab.vms[c].ns.ping(&target, 2));
+
+    // Moved by an orchestrator A -> B: B's bridge entry for the MAC is replaced onto
+    // the new port, over the remote entry towards A; the VM sends nothing. B must take
+    // it for a local MAC and advertise it above A's sequence.
+    let seq3 = lab.assert_moved(a, a);
+    let (old_host, old_port) = lab
+        .move_vm(a, b, Move::FdbReplace)
+        .expect("an orchestrated move leaves the old port");
+    let seq4 = lab.assert_moved(a, b);
+    eprintln!("MAC-mobility sequence after the orchestrated move {seq4}");
+    assert_eq!(
+        seq4,
+        seq3 + 1,
+        "{} took over a MAC that {} advertised with sequence {seq3}",
+        lab.vtep(b),
+        lab.vtep(old_host)
+    );
+    lab.u
+        .host(old_host)
+        .run_ok(&format!("ip link del {old_port}"));
+    assert!(lab.vms[c].ns.ping(&target, 2));
+    lab.assert_moved(a, b);
 }
 
 /// A namespace known by name, so a ping can run in it while the lab is borrowed mutably.

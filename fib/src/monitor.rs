@@ -5,7 +5,10 @@
 //! rather than being dropped. The reader drops our own echoes before parsing them:
 //! entries marked `extern_learn` (NTF_EXT_LEARNED) are what vxbgp programs and never
 //! teach the FIB anything when they appear, nor when an FDB entry of them goes (see
-//! [`is_echo`]; a kernel filter does it when it can). Deleting a suppression entry is
+//! [`is_echo`]; a kernel filter does it when it can). vxbgp puts FDB entries on vxlan
+//! devices only ([`VxlanPorts`]): one marked `extern_learn` on another port is not ours
+//! but a local MAC (`bridge fdb replace MAC dev PORT master` keeps the mark of the
+//! remote entry it replaces), and is read. Deleting a suppression entry is
 //! reported without that mark (RTM_NEWNEIGH in state FAILED, then RTM_DELNEIGH): the
 //! FIB names the entries it is deleting in [`Deleting`], and their notifications are
 //! echoes too (the FIB does itself what reading them would have done). If the kernel
@@ -17,8 +20,9 @@ use crate::ne::{u16_at, u32_at, u8_at};
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
@@ -37,6 +41,9 @@ const AF_BRIDGE: u8 = 7;
 const NTF_EXT_LEARNED: u8 = 0x10;
 const NUD_FAILED: u16 = 0x20;
 const NDA_DST: u16 = 1;
+/// Vxlan devices the kernel filter names one by one; with more, the FDB echoes on
+/// them are dropped after reading (a BPF jump reaches 255 instructions ahead).
+const FILTERED_PORTS_MAX: usize = 200;
 
 /// Suppression entries (bridge ifindex, IP) being deleted by the FIB, with the number
 /// of deletions whose RTM_DELNEIGH has not been read yet.
@@ -153,12 +160,47 @@ pub enum Event {
     Overrun,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Shared {
     echoes: AtomicU64,
     overruns: AtomicU64,
     /// An `Overrun` is queued and not yet taken: more overruns only count.
     overrun_queued: AtomicBool,
+    /// The vxlan devices' interface indexes, sorted.
+    vxlan: RwLock<Vec<u32>>,
+}
+
+/// Tells the reader which interfaces are vxlan devices, the only ports whose
+/// `extern_learn` FDB entries are vxbgp's own.
+#[derive(Clone, Debug)]
+pub struct VxlanPorts {
+    shared: Arc<Shared>,
+    /// The event socket (a second descriptor of it), to replace its kernel filter.
+    sock: Option<Arc<OwnedFd>>,
+}
+
+impl VxlanPorts {
+    /// Sets the vxlan devices; the kernel filter is rebuilt when they changed.
+    pub fn set(&self, ports: impl IntoIterator<Item = u32>) {
+        let mut ports: Vec<u32> = ports.into_iter().collect();
+        ports.sort_unstable();
+        ports.dedup();
+        {
+            let Ok(mut cur) = self.shared.vxlan.write() else {
+                return;
+            };
+            if *cur == ports {
+                return;
+            }
+            cur.clone_from(&ports);
+        }
+        if let Some(fd) = &self.sock {
+            if let Err(e) = socket2::SockRef::from(fd.as_ref()).attach_filter(&echo_filter(&ports))
+            {
+                tracing::debug!(error = %e, "netlink event filter not updated: echoes dropped after reading");
+            }
+        }
+    }
 }
 
 /// The receiving end; the reader thread stops when this is dropped.
@@ -166,48 +208,109 @@ pub struct Monitor {
     rx: mpsc::UnboundedReceiver<Event>,
     shared: Arc<Shared>,
     deleting: Deleting,
+    vxlan_ports: VxlanPorts,
     rcvbuf: usize,
 }
 
 /// Whether a notification (one netlink message, header included) is one of our own
-/// entries coming back: a new neighbour or FDB entry marked `extern_learn`, or such an
-/// FDB entry going. (A suppression entry going is parsed: the kernel flushes those
-/// on its own and the FIB may put it back.)
-pub fn is_echo(msg: &[u8]) -> bool {
-    let (Some(kind), Some(family), Some(flags)) = (u16_at(msg, 4), u8_at(msg, 16), u8_at(msg, 26))
-    else {
+/// entries coming back: a new neighbour entry marked `extern_learn`, or such an FDB
+/// entry on a vxlan device (`vxlan`, sorted), new or going. (A suppression entry
+/// going is parsed: the kernel flushes those on its own and the FIB may put it back.)
+pub fn is_echo(msg: &[u8], vxlan: &[u32]) -> bool {
+    let (Some(kind), Some(family), Some(ifindex), Some(flags)) = (
+        u16_at(msg, 4),
+        u8_at(msg, 16),
+        u32_at(msg, 20),
+        u8_at(msg, 26),
+    ) else {
         return false;
     };
-    flags & NTF_EXT_LEARNED != 0
-        && (kind == RTM_NEWNEIGH || (kind == RTM_DELNEIGH && family == AF_BRIDGE))
+    if flags & NTF_EXT_LEARNED == 0 {
+        return false;
+    }
+    match (kind, family) {
+        (RTM_NEWNEIGH | RTM_DELNEIGH, AF_BRIDGE) => vxlan.binary_search(&ifindex).is_ok(),
+        (RTM_NEWNEIGH, _) => true,
+        _ => false,
+    }
 }
 
 /// Classic BPF doing [`is_echo`] in the kernel: drop RTM_NEWNEIGH with
-/// NTF_EXT_LEARNED, and RTM_DELNEIGH of AF_BRIDGE with it; accept everything else.
+/// NTF_EXT_LEARNED of IP families, and RTM_NEWNEIGH or RTM_DELNEIGH of AF_BRIDGE with
+/// it on one of the `vxlan` devices; accept everything else. With more devices than
+/// [`FILTERED_PORTS_MAX`], FDB entries are accepted and [`is_echo`] decides.
 /// (A notification is one netlink message; `nlmsg_type` is in host byte order and
-/// below 256, so its low byte is all there is to compare.)
-pub fn echo_filter() -> Vec<socket2::SockFilter> {
-    use socket2::SockFilter as F;
-    const LD_LEN: u16 = 0x80;
-    const LDB_ABS: u16 = 0x30;
-    const JEQ_K: u16 = 0x15;
-    const JGE_K: u16 = 0x35;
-    const JSET_K: u16 = 0x45;
-    const RET_K: u16 = 0x06;
+/// below 256, so its low byte is all there is to compare. Loads of a word are in
+/// network byte order: the ifindex constants are swapped to match.)
+pub fn echo_filter(vxlan: &[u32]) -> Vec<socket2::SockFilter> {
+    echo_program(vxlan)
+        .into_iter()
+        .map(|i| socket2::SockFilter::new(i.code, i.jt, i.jf, i.k))
+        .collect()
+}
+
+/// One classic BPF instruction.
+#[derive(Clone, Copy, Debug)]
+struct Insn {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
+
+const fn op(code: u16, jt: u8, jf: u8, k: u32) -> Insn {
+    Insn { code, jt, jf, k }
+}
+
+const LD_LEN: u16 = 0x80;
+const LDB_ABS: u16 = 0x30;
+const LDW_ABS: u16 = 0x20;
+const JEQ_K: u16 = 0x15;
+const JGE_K: u16 = 0x35;
+const JSET_K: u16 = 0x45;
+const RET_K: u16 = 0x06;
+
+fn echo_program(vxlan: &[u32]) -> Vec<Insn> {
+    const ACCEPT: u32 = u32::MAX;
     let type_lo = if cfg!(target_endian = "little") { 4 } else { 5 };
-    vec![
-        F::new(LD_LEN, 0, 0, 0),                          // 0: length
-        F::new(JGE_K, 0, 8, 28),                          // 1: too short → accept
-        F::new(LDB_ABS, 0, 0, type_lo),                   // 2: nlmsg_type
-        F::new(JEQ_K, 3, 0, u32::from(RTM_NEWNEIGH)),     // 3: new → flags
-        F::new(JEQ_K, 0, 5, u32::from(RTM_DELNEIGH)),     // 4: not del → accept
-        F::new(LDB_ABS, 0, 0, 16),                        // 5: ndm_family
-        F::new(JEQ_K, 0, 3, u32::from(AF_BRIDGE)),        // 6: not bridge → accept
-        F::new(LDB_ABS, 0, 0, 26),                        // 7: ndm_flags
-        F::new(JSET_K, 0, 1, u32::from(NTF_EXT_LEARNED)), // 8: ours → drop
-        F::new(RET_K, 0, 0, 0),                           // 9: drop
-        F::new(RET_K, 0, 0, u32::MAX),                    // 10: accept
-    ]
+    let ports = if vxlan.len() <= FILTERED_PORTS_MAX {
+        vxlan
+    } else {
+        &[]
+    };
+    let ext = u32::from(NTF_EXT_LEARNED);
+    let mut f = vec![
+        op(LD_LEN, 0, 0, 0),                      // 0: length
+        op(JGE_K, 0, 11, 28),                     // 1: too short → accept (13)
+        op(LDB_ABS, 0, 0, type_lo),               // 2: nlmsg_type
+        op(JEQ_K, 3, 0, u32::from(RTM_NEWNEIGH)), // 3: new → 7
+        op(JEQ_K, 0, 8, u32::from(RTM_DELNEIGH)), // 4: not del → accept (13)
+        op(LDB_ABS, 0, 0, 16),                    // 5: ndm_family of a deletion
+        op(JEQ_K, 4, 6, u32::from(AF_BRIDGE)),    // 6: FDB → 11, else accept (13)
+        op(LDB_ABS, 0, 0, 16),                    // 7: ndm_family of a new entry
+        op(JEQ_K, 2, 0, u32::from(AF_BRIDGE)),    // 8: FDB → 11
+        op(LDB_ABS, 0, 0, 26),                    // 9: ndm_flags, IP neighbour
+        op(JSET_K, 3, 2, ext),                    // 10: ours → drop (14), else accept
+        op(LDB_ABS, 0, 0, 26),                    // 11: ndm_flags, FDB entry
+        op(JSET_K, 2, 0, ext),                    // 12: extern_learn → ports (15)
+        op(RET_K, 0, 0, ACCEPT),                  // 13: accept
+        op(RET_K, 0, 0, 0),                       // 14: drop
+    ];
+    f.push(op(LDW_ABS, 0, 0, 20)); // 15: ndm_ifindex
+    let n = ports.len();
+    for (j, &ifindex) in ports.iter().enumerate() {
+        // A match jumps to the drop after the list.
+        let to_drop = u8::try_from(n - j).unwrap_or(u8::MAX);
+        f.push(op(
+            JEQ_K,
+            to_drop,
+            0,
+            u32::from_be_bytes(ifindex.to_ne_bytes()),
+        ));
+    }
+    f.push(op(RET_K, 0, 0, ACCEPT)); // no vxlan device: not ours
+    f.push(op(RET_K, 0, 0, 0)); // ours: drop
+    f
 }
 
 impl Monitor {
@@ -224,9 +327,16 @@ impl Monitor {
         let rcvbuf = crate::writer::set_rcvbuf(&sock, rcvbuf);
         // Our echoes are dropped by the kernel before they take room in the buffer or
         // wake the reader; `is_echo` below catches them if the filter cannot be set.
-        if let Err(e) = socket2::SockRef::from(&sock).attach_filter(&echo_filter()) {
+        if let Err(e) = socket2::SockRef::from(&sock).attach_filter(&echo_filter(&[])) {
             tracing::debug!(error = %e, "no netlink event filter: echoes dropped after reading");
         }
+        let filter_fd = match sock.as_fd().try_clone_to_owned() {
+            Ok(fd) => Some(Arc::new(fd)),
+            Err(e) => {
+                tracing::debug!(error = %e, "netlink event filter cannot follow the vxlan devices");
+                None
+            }
+        };
         // Woken now and then to notice that the FIB is gone.
         socket2::SockRef::from(&sock).set_read_timeout(Some(Duration::from_secs(1)))?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -234,6 +344,10 @@ impl Monitor {
         let s = shared.clone();
         let deleting = Deleting::default();
         let d = deleting.clone();
+        let vxlan_ports = VxlanPorts {
+            shared: shared.clone(),
+            sock: filter_fd,
+        };
         std::thread::Builder::new()
             .name("fib-events".into())
             .spawn(move || read_loop(sock, tx, s, d))?;
@@ -241,6 +355,7 @@ impl Monitor {
             rx,
             shared,
             deleting,
+            vxlan_ports,
             rcvbuf,
         })
     }
@@ -260,6 +375,11 @@ impl Monitor {
     /// Our own entries' notifications dropped unparsed so far.
     pub fn echoes(&self) -> u64 {
         self.shared.echoes.load(Ordering::Relaxed)
+    }
+
+    /// Where the FIB names the vxlan devices.
+    pub fn vxlan_ports(&self) -> VxlanPorts {
+        self.vxlan_ports.clone()
     }
 
     /// Where the FIB names the suppression entries it deletes.
@@ -324,6 +444,8 @@ fn forward(
     shared: &Shared,
     deleting: &Deleting,
 ) -> bool {
+    let guard = shared.vxlan.read().ok();
+    let vxlan = guard.as_ref().map_or(&[][..], |v| v.as_slice());
     let mut off = 0;
     while buf.len() >= off + 16 {
         let Some(len) = u32_at(buf, off).map(|l| l as usize) else {
@@ -337,7 +459,7 @@ fn forward(
             ip_neigh_going(msg)
                 .is_some_and(|(ifindex, ip, gone)| deleting.echo((ifindex, ip), gone))
         };
-        if is_echo(msg) || ours_going() {
+        if is_echo(msg, vxlan) || ours_going() {
             shared.echoes.fetch_add(1, Ordering::Relaxed);
             continue;
         }
@@ -365,9 +487,13 @@ mod tests {
     use netlink_packet_route::AddressFamily;
 
     fn bytes(new: bool, family: AddressFamily, flags: NeighbourFlags) -> Vec<u8> {
+        on_port(new, family, flags, 3)
+    }
+
+    fn on_port(new: bool, family: AddressFamily, flags: NeighbourFlags, ifindex: u32) -> Vec<u8> {
         let mut n = NeighbourMessage::default();
         n.header.family = family;
-        n.header.ifindex = 3;
+        n.header.ifindex = ifindex;
         n.header.flags = flags;
         let inner = if new {
             RouteNetlinkMessage::NewNeighbour(n)
@@ -381,39 +507,89 @@ mod tests {
         b
     }
 
+    /// The classic BPF of [`echo_program`], run as the kernel runs it: true = accepted.
+    fn run_filter(prog: &[Insn], msg: &[u8]) -> bool {
+        let (mut a, mut pc) = (0u32, 0usize);
+        loop {
+            let i = prog[pc];
+            let k = i.k as usize;
+            pc += 1;
+            match i.code {
+                LD_LEN => a = msg.len() as u32,
+                LDB_ABS => a = u32::from(msg[k]),
+                LDW_ABS => a = u32::from_be_bytes(msg[k..k + 4].try_into().unwrap()),
+                JEQ_K | JGE_K | JSET_K => {
+                    let taken = match i.code {
+                        JEQ_K => a == i.k,
+                        JGE_K => a >= i.k,
+                        _ => a & i.k != 0,
+                    };
+                    pc += usize::from(if taken { i.jt } else { i.jf });
+                }
+                RET_K => return i.k != 0,
+                c => panic!("opcode {c:#x} not expected"),
+            }
+        }
+    }
+
     #[test]
     fn own_entries_are_recognised_without_parsing() {
+        let vxlan = [3, 7];
         let ext = NeighbourFlags::ExtLearned | NeighbourFlags::Own;
-        assert!(is_echo(&bytes(true, AddressFamily::Bridge, ext)));
-        assert!(is_echo(&bytes(
-            true,
-            AddressFamily::Inet,
-            NeighbourFlags::ExtLearned
-        )));
-        assert!(is_echo(&bytes(false, AddressFamily::Bridge, ext)));
-        // A suppression entry going may have to be put back; local entries teach.
-        assert!(!is_echo(&bytes(
-            false,
-            AddressFamily::Inet,
-            NeighbourFlags::ExtLearned
-        )));
-        assert!(!is_echo(&bytes(
-            true,
-            AddressFamily::Bridge,
-            NeighbourFlags::Controller
-        )));
-        assert!(!is_echo(&bytes(
-            true,
-            AddressFamily::Inet6,
-            NeighbourFlags::empty()
-        )));
-        assert!(!is_echo(&[0; 20]));
+        let ours = [
+            bytes(true, AddressFamily::Bridge, ext),
+            bytes(true, AddressFamily::Inet, NeighbourFlags::ExtLearned),
+            bytes(false, AddressFamily::Bridge, ext),
+            on_port(true, AddressFamily::Bridge, NeighbourFlags::ExtLearned, 7),
+        ];
+        let not_ours = [
+            // A suppression entry going may have to be put back; local entries teach.
+            bytes(false, AddressFamily::Inet, NeighbourFlags::ExtLearned),
+            bytes(true, AddressFamily::Bridge, NeighbourFlags::Controller),
+            bytes(true, AddressFamily::Inet6, NeighbourFlags::empty()),
+            // `bridge fdb replace MAC dev vm0 master` over our remote entry keeps
+            // extern_learn: on a port that is no vxlan device it is a local MAC.
+            on_port(true, AddressFamily::Bridge, NeighbourFlags::ExtLearned, 5),
+            on_port(false, AddressFamily::Bridge, NeighbourFlags::ExtLearned, 5),
+            vec![0; 20],
+        ];
+        for m in &ours {
+            assert!(is_echo(m, &vxlan), "{m:?}");
+        }
+        for m in &not_ours {
+            assert!(!is_echo(m, &vxlan), "{m:?}");
+        }
+        // The kernel filter agrees, with the ports named in it or (too many) not.
+        let many: Vec<u32> = (1..=FILTERED_PORTS_MAX as u32 + 1).collect();
+        for (prog, ports) in [
+            (echo_program(&vxlan), &vxlan[..]),
+            (echo_program(&many), &many),
+        ] {
+            for m in ours.iter().chain(&not_ours).filter(|m| m.len() >= 28) {
+                let echo = is_echo(m, ports);
+                let named = ports.len() <= FILTERED_PORTS_MAX;
+                let fdb = u8_at(m, 16) == Some(AF_BRIDGE);
+                assert_eq!(run_filter(&prog, m), !echo || (fdb && !named), "{m:?}");
+            }
+        }
+        // Every port of a full list is matched, the jumps reach the drop.
+        let full: Vec<u32> = (100..100 + FILTERED_PORTS_MAX as u32).collect();
+        let prog = echo_program(&full);
+        for &p in &full {
+            let m = on_port(true, AddressFamily::Bridge, NeighbourFlags::ExtLearned, p);
+            assert!(!run_filter(&prog, &m), "port {p}");
+        }
+        let m = on_port(true, AddressFamily::Bridge, NeighbourFlags::ExtLearned, 99);
+        assert!(run_filter(&prog, &m));
     }
 
     #[test]
     fn a_datagram_of_several_messages_is_passed_on_without_the_echoes() {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let shared = Shared::default();
+        let shared = Shared {
+            vxlan: RwLock::new(vec![3]),
+            ..Shared::default()
+        };
         let mut d = bytes(true, AddressFamily::Bridge, NeighbourFlags::ExtLearned);
         d.extend(bytes(
             true,

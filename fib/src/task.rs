@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use crate::discover::{self, LinkView, VniDevice};
 use crate::learn::{self, NeighView};
 use crate::model::{FibOp, FloodEntry, Mac, RemoteMac, SuppressNeigh};
-use crate::monitor::{Deleting, Event, Monitor};
+use crate::monitor::{Deleting, Event, Monitor, VxlanPorts};
 use crate::netlink::{self, ApplyReport, VniDevices};
 use crate::plan::Planner;
 use crate::snoop::{Binding, Snooper};
@@ -153,6 +153,8 @@ struct Fib {
     writer: Writer,
     /// Suppression entries being deleted (their notifications are echoes).
     deleting: Deleting,
+    /// The vxlan devices, named to the event reader (their FDB entries are ours).
+    vxlan_ports: VxlanPorts,
     // From discovery, which keys by interface index: few entries, std maps.
     links: std::collections::HashMap<u32, LinkView>,
     vnis: std::collections::HashMap<u32, VniDevice>,
@@ -195,6 +197,7 @@ pub async fn run(
         handle,
         writer,
         deleting: monitor.deleting(),
+        vxlan_ports: monitor.vxlan_ports(),
         links: std::collections::HashMap::new(),
         vnis: std::collections::HashMap::new(),
         planner: Planner::default(),
@@ -549,6 +552,13 @@ impl Fib {
 
     /// Recomputes the VNIs from the links and acts on what changed.
     async fn vnis_changed(&mut self) {
+        // Before anything is programmed on a new device: its entries are echoes.
+        self.vxlan_ports.set(
+            self.links
+                .values()
+                .filter(|l| l.vxlan.is_some())
+                .map(|l| l.ifindex),
+        );
         let new = discover::vnis(&self.links);
         let old = std::mem::replace(&mut self.vnis, new);
         for (vni, dev) in &self.vnis.clone() {
@@ -667,12 +677,14 @@ impl Fib {
 
     /// The (VNI, MAC) of an FDB entry that is a local MAC: learned on a local port of a
     /// VNI's bridge. Entries on the vxlan device are remote; permanent ones are the
-    /// ports' own addresses; `extern_learn` ones are ours or another agent's.
+    /// ports' own addresses. One marked `extern_learn` is local too: vxbgp puts its
+    /// entries on vxlan devices only, and `bridge fdb replace MAC dev PORT master`
+    /// (a VM moved in by hand or by an orchestrator) keeps the mark of the remote
+    /// entry it replaces.
     fn local_mac_key(&self, n: &NeighView) -> Option<(u32, Mac)> {
         let NeighView::Fdb {
             ifindex,
             mac,
-            ext_learned,
             own,
             permanent,
             ..
@@ -680,7 +692,7 @@ impl Fib {
         else {
             return None;
         };
-        if ext_learned || own || permanent || mac.is_group() || self.is_vxlan(ifindex) {
+        if own || permanent || mac.is_group() || self.is_vxlan(ifindex) {
             return None;
         }
         let bridge = self.links.get(&ifindex).and_then(|l| l.master)?;

@@ -71,7 +71,7 @@ fn table(out: &mut String, r: &Results, spec: &Spec) {
             .any(|e| e.scenario == spec.name && e.peer == Peer::Floor && e.median(key).is_some())
     };
     let _ = writeln!(out, "## {}\n\n{}\n", spec.title, spec.about);
-    let mut head = format!("| {} | reflector |", spec.param);
+    let mut head = format!("| {} | {} |", spec.param, spec.role);
     let mut rule = String::from("|---:|---|");
     for m in spec.metrics {
         let _ = write!(head, " {} |", m.header);

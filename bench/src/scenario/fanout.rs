@@ -25,6 +25,7 @@ pub const SPEC: Spec = Spec {
             peak RSS = VmHWM at convergence; set-up = all K clients connecting at once until all \
             are Established.",
     param: "K",
+    role: "reflector",
     metrics: &[
         Metric {
             key: "time_s",

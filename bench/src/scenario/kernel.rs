@@ -50,6 +50,7 @@ pub const SPEC: Spec = Spec {
             written by `fib::floor` (requests built beforehand, one pipelined socket; CPU = \
             its thread's).",
     param: "N",
+    role: "VTEP",
     metrics: &[
         Metric {
             key: "time_s",

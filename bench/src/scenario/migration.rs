@@ -37,6 +37,7 @@ pub const SPEC: Spec = Spec {
             Median and worst move per run (the table: medians over the runs); CPU = all four \
             daemons' utime+stime over the moves, peak RSS summed over them.",
     param: "moves",
+    role: "daemons",
     metrics: &[
         Metric {
             key: "median_s",

@@ -67,6 +67,8 @@ pub struct Spec {
     pub about: &'static str,
     /// The parameter's name ("K", "N").
     pub param: &'static str,
+    /// What the daemon under test is here (the column's heading: "reflector", "VTEP").
+    pub role: &'static str,
     pub metrics: &'static [Metric],
     /// (metric, plot title) pairs drawn against the parameter in plot.svg.
     pub plots: &'static [(&'static str, &'static str)],

@@ -21,6 +21,7 @@ pub const SPEC: Spec = Spec {
             re-learn = from its Established until every other client holds its routes again; \
             CPU over the whole disconnect/reconnect.",
     param: "K",
+    role: "reflector",
     metrics: &[
         Metric {
             key: "time_s",

@@ -21,6 +21,7 @@ pub const SPEC: Spec = Spec {
             (time to the last withdrawal at the receiver). CPU = reflector utime+stime while \
             announcing; per route = (RSS with the full table - idle RSS) / N.",
     param: "N",
+    role: "reflector",
     metrics: &[
         Metric {
             key: "time_s",
