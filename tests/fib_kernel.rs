@@ -1160,8 +1160,8 @@ fn sigterm_leaves_the_kernel_entries_in_place() {
 }
 
 /// The kernel flushes a bridge's neighbour table when the bridge's MAC changes (a port
-/// joins or leaves a bridge without a fixed MAC) or it goes down: vxbgp puts back the
-/// suppression entries routes still ask for.
+/// joins or leaves a bridge without a fixed MAC) or it goes down, and an operator may
+/// delete an entry: vxbgp puts back the suppression entries routes still ask for.
 #[test]
 fn entries_the_kernel_flushes_are_put_back() {
     if !require_root() {
@@ -1184,6 +1184,12 @@ fn entries_the_kernel_flushes_are_put_back() {
     lab.wait_kernel(&all, "after the bridge's MAC changed");
     ha.run_ok("ip link set br0 down && ip link set br0 up");
     lab.wait_kernel(&all, "after the bridge went down and up");
+    // An operator deleting one (reported FAILED by `ip`, then gone in state FAILED,
+    // which looks like our own deletions).
+    ha.run_ok(&format!(
+        "ip neigh del {ip1} dev br0 && ip -6 neigh del {ip6} dev br0"
+    ));
+    lab.wait_kernel(&all, "after `ip neigh del`");
 }
 
 /// A local MAC that ages out and comes back brings its snooped address back too,

@@ -12,6 +12,7 @@
 
 pub mod discover;
 pub mod floor;
+pub mod kernel_writer;
 pub mod learn;
 pub mod local;
 pub mod model;

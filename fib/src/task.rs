@@ -3,11 +3,13 @@
 //! host upwards.
 //!
 //! ```text
-//!  RIB ──FibCmd::Best (await, cap FIB_QUEUE)──► FIB task ──netlink (batched writer)──► kernel
+//!  RIB ──FibCmd::Best (await, cap FIB_QUEUE)──► FIB task ──jobs──► writer thread ──netlink──► kernel
 //!  control ──FibCmd::Show* + oneshot──────────►    │  ◄──link/neigh events (monitor thread)── kernel
 //!                                                  └──Vec<KernelEvent> (try_send; coalesced by key)──► agent
 //! ```
-//! Kernel programming goes through [`crate::writer`] on a socket of its own; events
+//! Kernel programming goes through [`crate::writer`] on a socket of its own, on a
+//! thread of its own ([`crate::kernel_writer`]: the FIB plans while the kernel works,
+//! at most one job of best-path changes in flight); events
 //! come from [`crate::monitor`], which drops our own echoes unparsed and reports an
 //! overflow of its socket, after which the FIB resyncs from a dump.
 //! The FIB never awaits the agent (which awaits the RIB, which awaits the FIB):
@@ -30,10 +32,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::discover::{self, LinkView, VniDevice};
+use crate::kernel_writer::{Devices, KernelWriter, Pending, Written};
 use crate::learn::{self, NeighView};
 use crate::model::{FibOp, FloodEntry, Mac, RemoteMac, SuppressNeigh};
-use crate::monitor::{Deleting, Event, Monitor, VxlanPorts};
-use crate::netlink::{self, ApplyReport, VniDevices};
+use crate::monitor::{Event, Monitor, OwnEntries};
+use crate::netlink::{ApplyReport, VniDevices};
 use crate::plan::Planner;
 use crate::snoop::{Binding, Snooper};
 use crate::writer::Writer;
@@ -150,11 +153,12 @@ struct Fib {
     /// Dumps and link changes.
     handle: rtnetlink::Handle,
     /// FIB entries.
-    writer: Writer,
-    /// Suppression entries being deleted (their notifications are echoes).
-    deleting: Deleting,
-    /// The vxlan devices, named to the event reader (their FDB entries are ours).
-    vxlan_ports: VxlanPorts,
+    writer: KernelWriter,
+    /// Best-path changes being written, whose report is not taken in yet.
+    in_flight: Option<Pending>,
+    /// The vxlan devices and the writer, named to the event reader (what they make
+    /// comes back as echoes).
+    own_entries: OwnEntries,
     // From discovery, which keys by interface index: few entries, std maps.
     links: std::collections::HashMap<u32, LinkView>,
     vnis: std::collections::HashMap<u32, VniDevice>,
@@ -189,6 +193,8 @@ pub async fn run(
     let mut monitor =
         Monitor::open(RTMGRP_LINK | RTMGRP_NEIGH).map_err(|e| format!("netlink events: {e}"))?;
     tracing::debug!(rcvbuf = monitor.rcvbuf(), "netlink event socket open");
+    monitor.own_entries().set_writer(writer.port_id());
+    let writer = KernelWriter::spawn(writer).map_err(|e| format!("FIB writer thread: {e}"))?;
 
     let mut fib = Fib {
         reconcile_at: Some(Instant::now() + cfg.reconcile_after),
@@ -196,8 +202,8 @@ pub async fn run(
         cfg,
         handle,
         writer,
-        deleting: monitor.deleting(),
-        vxlan_ports: monitor.vxlan_ports(),
+        in_flight: None,
+        own_entries: monitor.own_entries(),
         links: std::collections::HashMap::new(),
         vnis: std::collections::HashMap::new(),
         planner: Planner::default(),
@@ -240,6 +246,7 @@ pub async fn run(
         tokio::select! {
             n = rx.recv_many(&mut batch, 64) => {
                 if n == 0 {
+                    fib.drain().await;
                     return Ok(());
                 }
                 let mut best = Vec::new();
@@ -251,11 +258,10 @@ pub async fn run(
                     }
                 }
                 if !best.is_empty() {
-                    let ops = fib.planner.apply(&best);
-                    let ops = fib.mobility(ops);
-                    fib.program(&ops).await;
+                    fib.program_best(&best).await;
                 }
             }
+            w = written(&mut fib.in_flight) => { fib.written(w); }
             ev = monitor.next() => match ev {
                 None => return Err("netlink event stream ended".into()),
                 Some(Event::Message(m)) => fib.kernel_event(m).await,
@@ -304,21 +310,18 @@ fn devices_of(vnis: &std::collections::HashMap<u32, VniDevice>, vni: u32) -> Opt
     })
 }
 
-/// Writes `ops`. Synchronously: the kernel handles each batch inside `sendmsg`, so
-/// there is nothing to await; a large set first hands this worker's other tasks to
-/// another thread (on a multi-threaded runtime).
-fn write_ops(
-    writer: &mut Writer,
-    ops: &[FibOp],
-    devices: impl Fn(u32) -> Option<VniDevices>,
-) -> ApplyReport {
-    let run = || netlink::apply(writer, ops, devices);
-    let multi_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if ops.len() > 256 && multi_thread {
-        tokio::task::block_in_place(run)
-    } else {
-        run()
+/// Best-path changes planned per chunk: one chunk is written while the next is planned.
+const PLAN_CHUNK: usize = 4096;
+
+/// The report of the job in flight, once it is back (never, if there is none).
+async fn written(in_flight: &mut Option<Pending>) -> Written {
+    match in_flight {
+        Some(p) => {
+            let w = p.wait().await;
+            *in_flight = None;
+            w
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -462,44 +465,72 @@ impl Fib {
         }
     }
 
-    /// Writes `ops` to the devices of their VNI (or all to `fixed`). Deleting a
-    /// suppression entry is reported by the kernel without `extern_learn`: the monitor
-    /// is told which are ours, and what reading those notifications would do is done
-    /// here (a local address a neighbour entry taught goes; an entry routes still want
-    /// is put back).
-    fn write(&mut self, ops: &[FibOp], fixed: Option<VniDevices>) -> ApplyReport {
-        let vnis = &self.vnis;
-        let devices = |vni| fixed.or_else(|| devices_of(vnis, vni));
-        let dels: Vec<(FibOp, (u32, IpAddr))> = ops
-            .iter()
-            .filter_map(|op| match op {
-                FibOp::NeighDel(n) => devices(n.vni).map(|d| (*op, (d.bridge_ifindex, n.ip))),
-                _ => None,
-            })
-            .collect();
-        self.deleting.expect(dels.iter().map(|(_, k)| *k));
-        let report = write_ops(&mut self.writer, ops, devices);
-        if dels.is_empty() {
-            return report;
+    /// Queues `ops` for the writer thread, to the devices of their VNI (or all to
+    /// `fixed`).
+    fn submit(&self, ops: Vec<FibOp>, fixed: Option<VniDevices>) -> Pending {
+        let devices = match fixed {
+            Some(d) => Devices::Fixed(d),
+            None => Devices::ByVni(
+                self.vnis
+                    .keys()
+                    .filter_map(|&vni| devices_of(&self.vnis, vni).map(|d| (vni, d)))
+                    .collect(),
+            ),
+        };
+        self.writer.submit(ops, devices)
+    }
+
+    /// Waits for the job in flight, if any, and takes in its report.
+    async fn drain(&mut self) {
+        if let Some(mut p) = self.in_flight.take() {
+            let w = p.wait().await;
+            self.written(w);
         }
+    }
+
+    /// Writes `ops` to the devices of their VNI (or all to `fixed`), after the job in
+    /// flight, and waits for them.
+    async fn write(&mut self, ops: Vec<FibOp>, fixed: Option<VniDevices>) -> ApplyReport {
+        self.drain().await;
+        let w = self.submit(ops, fixed).wait().await;
+        self.written(w)
+    }
+
+    /// Takes in what the kernel did with a job. The kernel's reports of our deletions
+    /// of suppression entries are dropped as echoes (see `monitor`): what reading them
+    /// would do is done here (a local address a neighbour entry taught goes; an entry
+    /// routes still want is put back).
+    fn written(&mut self, w: Written) -> ApplyReport {
+        let Written {
+            ops,
+            devices,
+            report,
+        } = w;
+        for (op, _) in &report.failed {
+            *self.failures.entry(op.vni()).or_default() += 1;
+        }
+        tracing::debug!(
+            ops = ops.len(),
+            done = report.done,
+            skipped = report.skipped,
+            failed = report.failed.len(),
+            "programmed"
+        );
         let not_done: HashSet<FibOp> = report
             .failed
             .iter()
             .map(|(op, _)| *op)
             .chain(report.absent.iter().copied())
             .collect();
-        self.deleting.forget(
-            dels.iter()
-                .filter(|(op, _)| not_done.contains(op))
-                .map(|(_, k)| *k),
-        );
-        for (op, (ifindex, ip)) in dels {
-            if not_done.contains(&op) {
+        for op in &ops {
+            let FibOp::NeighDel(n) = op else { continue };
+            let Some(d) = devices.of(n.vni) else { continue };
+            if not_done.contains(op) {
                 continue;
             }
             let v = NeighView::Ip {
-                ifindex,
-                ip,
+                ifindex: d.bridge_ifindex,
+                ip: n.ip,
                 mac: None,
                 ext_learned: false,
                 usable: false,
@@ -516,17 +547,25 @@ impl Fib {
         if ops.is_empty() {
             return;
         }
-        let report = self.write(ops, None);
-        for (op, _) in &report.failed {
-            *self.failures.entry(op.vni()).or_default() += 1;
+        self.write(ops.to_vec(), None).await;
+    }
+
+    /// Best-path changes into the kernel, pipelined: each chunk's ops go to the writer
+    /// thread while the next chunk is planned, and the last chunk's report is taken
+    /// in when it comes (or before anything else is written).
+    async fn program_best(&mut self, best: &[BestChange<L2vpnEvpn>]) {
+        for chunk in best.chunks(PLAN_CHUNK) {
+            let ops = self.planner.apply(chunk);
+            let ops = self.mobility(ops);
+            if ops.is_empty() {
+                continue;
+            }
+            let next = self.submit(ops, None);
+            if let Some(mut p) = self.in_flight.replace(next) {
+                let w = p.wait().await;
+                self.written(w);
+            }
         }
-        tracing::debug!(
-            ops = ops.len(),
-            done = report.done,
-            skipped = report.skipped,
-            failed = report.failed.len(),
-            "programmed"
-        );
     }
 
     fn up(&mut self, e: KernelEvent) {
@@ -553,7 +592,7 @@ impl Fib {
     /// Recomputes the VNIs from the links and acts on what changed.
     async fn vnis_changed(&mut self) {
         // Before anything is programmed on a new device: its entries are echoes.
-        self.vxlan_ports.set(
+        self.own_entries.set_vxlan(
             self.links
                 .values()
                 .filter(|l| l.vxlan.is_some())
@@ -639,8 +678,7 @@ impl Fib {
             vxlan_ifindex: old.ifindex,
             bridge_ifindex: bridge,
         };
-        let report = self.write(&ops, Some(dev));
-        *self.failures.entry(vni).or_default() += report.failed.len();
+        let report = self.write(ops, Some(dev)).await;
         tracing::debug!(
             vni,
             removed = report.done,
@@ -851,6 +889,7 @@ impl Fib {
     /// Removes entries we own that no route wants any more (after a restart).
     async fn reconcile(&mut self) {
         self.reconcile_at = None;
+        self.drain().await;
         let want = self.planner.desired(None);
         let flood: HashSet<FloodEntry> = want.flood.iter().copied().collect();
         let macs: HashSet<(u32, Mac)> = want.macs.iter().map(|m| (m.vni, m.mac)).collect();
@@ -874,7 +913,8 @@ impl Fib {
     /// programmed; stale entries we own are removed (kept for the start-up
     /// reconcile while it is pending).
     async fn resync(&mut self) {
-        self.deleting.clear();
+        // The dump must see what was written.
+        self.drain().await;
         match discover::dump_links(&self.handle).await {
             Ok(links) => {
                 self.links = links;
@@ -1014,6 +1054,13 @@ impl Fib {
             RouteNetlinkMessage::NewNeighbour(n) => {
                 if let Some(v) = learn::neigh_view(&n) {
                     self.neigh_event(&v, true);
+                    // Someone else deleting one of our suppression entries: reported
+                    // FAILED (the deletion that follows is dropped as an echo).
+                    if matches!(v, NeighView::Ip { usable: false, .. }) {
+                        if let Some(op) = self.restore(&v) {
+                            self.deferred.push(op);
+                        }
+                    }
                 }
             }
             RouteNetlinkMessage::DelNeighbour(n) => {

@@ -70,18 +70,21 @@ pub trait Transport {
 /// A NETLINK_ROUTE socket of its own.
 pub struct NetlinkTransport {
     sock: Socket,
+    /// The socket's netlink port id: the kernel's notifications of a neighbour update
+    /// carry it as their `nlmsg_pid` (see `monitor`).
+    port_id: u32,
 }
 
 impl NetlinkTransport {
     /// Opens a socket in the calling thread's network namespace.
     pub fn open() -> io::Result<Self> {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
-        sock.bind_auto()?;
+        let port_id = sock.bind_auto()?.port_number();
         // Errors carry only the failing request's header, not the whole request.
         let _ = sock.set_cap_ack(true);
         set_rcvbuf(&sock, RCVBUF);
         socket2::SockRef::from(&sock).set_read_timeout(Some(REPLY_TIMEOUT))?;
-        Ok(NetlinkTransport { sock })
+        Ok(NetlinkTransport { sock, port_id })
     }
 }
 
@@ -262,6 +265,11 @@ impl Writer<NetlinkTransport> {
     /// A writer on a socket of its own, in the calling thread's network namespace.
     pub fn open() -> io::Result<Self> {
         Ok(Writer::with_transport(NetlinkTransport::open()?))
+    }
+
+    /// The socket's netlink port id.
+    pub fn port_id(&self) -> u32 {
+        self.transport.port_id
     }
 }
 
