@@ -17,7 +17,7 @@
 //! Rounds interleave the variants, so times of one round are comparable; the
 //! medians and their ratios to `floor` are printed. With `--monitor` a
 //! `fib::monitor::Monitor` listens meanwhile (as in the daemon) and its counts are
-//! printed (`fib` then tells it which deletions are ours, as the FIB does).
+//! printed (`fib` then names its vxlan devices and writer to it, as the FIB does).
 //!
 //! ```sh
 //! cargo run --release -p fib --example fib_floor -- [ROUTES] [ROUNDS] [--monitor] [--agent] [--sweep] [--only=floor,agent]

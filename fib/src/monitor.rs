@@ -5,11 +5,14 @@
 //! rather than being dropped. Our own echoes are dropped before they are parsed, by a
 //! kernel filter when it can be set ([`echo_filter`]) and again after reading
 //! ([`is_echo`]); they never teach the FIB anything:
-//! - entries marked `extern_learn` (NTF_EXT_LEARNED) are what vxbgp programs: a new
-//!   neighbour entry with the mark, and an FDB entry with it on a vxlan device, the
-//!   only ports vxbgp puts FDB entries on ([`OwnEntries`]). One marked on another port
+//! - FDB entries on a vxlan device are remote by definition and teach the FIB nothing
+//!   (ours come with two reports each for the vxlan device: the device's own, marked
+//!   `extern_learn`, and the generic one rtnetlink adds for every `self` request,
+//!   without the mark; the bridge's report of our entry names the vxlan port too). An
+//!   FDB entry on any other port is read, with or without the mark: one marked there
 //!   is a local MAC (`bridge fdb replace MAC dev PORT master` keeps the mark of the
-//!   remote entry it replaces), and is read;
+//!   remote entry it replaces). The FIB names its vxlan devices ([`OwnEntries`]);
+//! - a new neighbour entry marked `extern_learn` is one of our suppression entries;
 //! - deleting a suppression entry clears the mark: the kernel reports it FAILED with
 //!   the deleting socket's port id as `nlmsg_pid` (ours: the FIB's writer), then
 //!   deleted, still FAILED. A deletion in state FAILED teaches nothing the FAILED
@@ -125,9 +128,9 @@ pub struct Monitor {
 }
 
 /// Whether a notification (one netlink message, header included) is one of our own
-/// entries coming back (see the module's comment): a new neighbour entry marked
-/// `extern_learn` or reported to our writer's port id, a neighbour deleted in state
-/// FAILED, or an `extern_learn` FDB entry on a vxlan device, new or going.
+/// entries coming back, or nothing the FIB learns from (see the module's comment): a
+/// new neighbour entry marked `extern_learn` or reported to our writer's port id, a
+/// neighbour deleted in state FAILED, or an FDB entry on a vxlan device, new or going.
 pub fn is_echo(msg: &[u8], own: &Own) -> bool {
     let (Some(kind), Some(pid), Some(family), Some(ifindex), Some(state), Some(flags)) = (
         u16_at(msg, 4),
@@ -141,9 +144,7 @@ pub fn is_echo(msg: &[u8], own: &Own) -> bool {
     };
     let ext = flags & NTF_EXT_LEARNED != 0;
     match (kind, family) {
-        (RTM_NEWNEIGH | RTM_DELNEIGH, AF_BRIDGE) => {
-            ext && own.vxlan.binary_search(&ifindex).is_ok()
-        }
+        (RTM_NEWNEIGH | RTM_DELNEIGH, AF_BRIDGE) => own.vxlan.binary_search(&ifindex).is_ok(),
         (RTM_NEWNEIGH, _) => ext || (own.writer != 0 && pid == own.writer),
         (RTM_DELNEIGH, _) => state == NUD_FAILED,
         _ => false,
@@ -151,8 +152,7 @@ pub fn is_echo(msg: &[u8], own: &Own) -> bool {
 }
 
 /// Classic BPF doing [`is_echo`] in the kernel. With more vxlan devices than
-/// [`FILTERED_PORTS_MAX`], `extern_learn` FDB entries are accepted and [`is_echo`]
-/// decides. (A notification is one netlink message; `nlmsg_type` is in host byte
+/// [`FILTERED_PORTS_MAX`], FDB entries are accepted and [`is_echo`] decides. (A notification is one netlink message; `nlmsg_type` is in host byte
 /// order and below 256, so its low byte is all there is to compare. Loads of a word
 /// or half-word are in network byte order: the constants are swapped to match.)
 pub fn echo_filter(own: &Own) -> Vec<socket2::SockFilter> {
@@ -198,30 +198,28 @@ fn echo_program(own: &Own) -> Vec<Insn> {
     let failed = u32::from(u16::from_be_bytes(NUD_FAILED.to_ne_bytes()));
     let mut f = vec![
         op(LD_LEN, 0, 0, 0),                       // 0: length
-        op(JGE_K, 0, 15, 28),                      // 1: too short → accept (17)
+        op(JGE_K, 0, 13, 28),                      // 1: too short → accept (15)
         op(LDB_ABS, 0, 0, type_lo),                // 2: nlmsg_type
         op(JEQ_K, 5, 0, u32::from(RTM_NEWNEIGH)),  // 3: new → 9
-        op(JEQ_K, 0, 12, u32::from(RTM_DELNEIGH)), // 4: not del → accept (17)
+        op(JEQ_K, 0, 10, u32::from(RTM_DELNEIGH)), // 4: not del → accept (15)
         op(LDB_ABS, 0, 0, 16),                     // 5: ndm_family of a deletion
-        op(JEQ_K, 8, 0, u32::from(AF_BRIDGE)),     // 6: FDB → 15
+        op(JEQ_K, 10, 0, u32::from(AF_BRIDGE)),    // 6: FDB → ports (17)
         op(LDH_ABS, 0, 0, 24),                     // 7: ndm_state, IP neighbour
-        op(JEQ_K, 9, 8, failed),                   // 8: FAILED → drop (18), else accept
+        op(JEQ_K, 7, 6, failed),                   // 8: FAILED → drop (16), else accept
         op(LDB_ABS, 0, 0, 16),                     // 9: ndm_family of a new entry
-        op(JEQ_K, 4, 0, u32::from(AF_BRIDGE)),     // 10: FDB → 15
+        op(JEQ_K, 6, 0, u32::from(AF_BRIDGE)),     // 10: FDB → ports (17)
         op(LDB_ABS, 0, 0, 26),                     // 11: ndm_flags, IP neighbour
-        op(JSET_K, 5, 0, ext),                     // 12: extern_learn → drop (18)
+        op(JSET_K, 3, 0, ext),                     // 12: extern_learn → drop (16)
         op(LDW_ABS, 0, 0, 12),                     // 13: nlmsg_pid
-        op(JEQ_K, 3, 2, writer),                   // 14: our writer → drop (18), else accept
-        op(LDB_ABS, 0, 0, 26),                     // 15: ndm_flags, FDB entry
-        op(JSET_K, 2, 0, ext),                     // 16: extern_learn → ports (19)
-        op(RET_K, 0, 0, ACCEPT),                   // 17: accept
-        op(RET_K, 0, 0, 0),                        // 18: drop
-        op(LDW_ABS, 0, 0, 20),                     // 19: ndm_ifindex
+        op(JEQ_K, 1, 0, writer),                   // 14: our writer → drop (16), else accept
+        op(RET_K, 0, 0, ACCEPT),                   // 15: accept
+        op(RET_K, 0, 0, 0),                        // 16: drop
+        op(LDW_ABS, 0, 0, 20),                     // 17: ndm_ifindex, FDB entry
     ];
     if own.writer == 0 {
         // No writer named: nothing is ours by its port id.
         if let Some(i) = f.get_mut(14) {
-            *i = op(JEQ_K, 2, 2, 0);
+            *i = op(JEQ_K, 0, 0, 0);
         }
     }
     let n = ports.len();
@@ -235,8 +233,8 @@ fn echo_program(own: &Own) -> Vec<Insn> {
             u32::from_be_bytes(ifindex.to_ne_bytes()),
         ));
     }
-    f.push(op(RET_K, 0, 0, ACCEPT)); // no vxlan device: not ours
-    f.push(op(RET_K, 0, 0, 0)); // ours: drop
+    f.push(op(RET_K, 0, 0, ACCEPT)); // not on a vxlan device: read it
+    f.push(op(RET_K, 0, 0, 0)); // on a vxlan device: drop
     f
 }
 
@@ -458,6 +456,10 @@ mod tests {
             bytes(true, AddressFamily::Inet, NeighbourFlags::ExtLearned),
             bytes(false, AddressFamily::Bridge, ext),
             on_port(true, AddressFamily::Bridge, NeighbourFlags::ExtLearned, 7),
+            // rtnetlink's own report of a `self` request, without the mark; any FDB
+            // entry on a vxlan device, going or coming.
+            on_port(true, AddressFamily::Bridge, NeighbourFlags::Own, 7),
+            on_port(false, AddressFamily::Bridge, NeighbourFlags::empty(), 3),
             // Our writer deleting a suppression entry: FAILED first, with its port id,
             // then gone in state FAILED (with the kernel's port id, 0).
             from_pid(failed.clone(), 4242),
@@ -468,7 +470,8 @@ mod tests {
         let not_ours = [
             // A suppression entry going may have to be put back; local entries teach.
             bytes(false, AddressFamily::Inet, NeighbourFlags::ExtLearned),
-            bytes(true, AddressFamily::Bridge, NeighbourFlags::Controller),
+            on_port(true, AddressFamily::Bridge, NeighbourFlags::Controller, 5),
+            on_port(false, AddressFamily::Bridge, NeighbourFlags::empty(), 5),
             bytes(true, AddressFamily::Inet6, NeighbourFlags::empty()),
             // `bridge fdb replace MAC dev vm0 master` over our remote entry keeps
             // extern_learn: on a port that is no vxlan device it is a local MAC.
@@ -534,10 +537,11 @@ mod tests {
             ..Shared::default()
         };
         let mut d = bytes(true, AddressFamily::Bridge, NeighbourFlags::ExtLearned);
-        d.extend(bytes(
+        d.extend(on_port(
             true,
             AddressFamily::Bridge,
             NeighbourFlags::Controller,
+            5,
         ));
         d.extend(bytes(false, AddressFamily::Inet, NeighbourFlags::empty()));
         d.extend([1, 2, 3]); // a truncated tail is ignored

@@ -48,6 +48,8 @@ pub(super) enum ConnEvent<B> {
     Tick,
     Out(B),
     Accepted(TcpStream),
+    /// Our connect attempt, still under way when the peer's connection came, made it.
+    Connected(TcpStream),
     Shutdown(u8),
 }
 
@@ -213,6 +215,20 @@ impl Conn {
 
     /// RFC 4271 §6.8: the loser of a collision gets Cease / Connection Collision
     /// Resolution.
+    /// This connection as collision resolution sees it.
+    pub fn collision_view(&self) -> super::collision::Conn {
+        use super::collision::Stage;
+        let stage = match self.fsm.state() {
+            super::fsm::State::OpenSent | super::fsm::State::Closed => Stage::OpenSent,
+            super::fsm::State::OpenConfirm => Stage::OpenConfirm,
+            super::fsm::State::Established => Stage::Established,
+        };
+        super::collision::Conn {
+            outgoing: self.outgoing,
+            stage,
+        }
+    }
+
     pub fn reject_collision(&mut self) {
         let n = NotificationMsg::new(
             codes::CEASE,

@@ -54,6 +54,7 @@ pub enum Output {
     /// connection collisions now that the peer's BGP identifier is known.
     OpenReceived {
         remote_id: Ipv4Addr,
+        remote_asn: u32,
     },
     /// An UPDATE in Established, for the driver to decode into routes.
     Update(crate::wire::UpdateMsg),
@@ -319,7 +320,7 @@ impl Fsm {
             families,
             peer_open: open,
         };
-        let remote_id = neg.remote_id;
+        let (remote_id, remote_asn) = (neg.remote_id, neg.remote_asn);
         self.negotiated = Some(neg);
         self.state = State::OpenConfirm;
         if hold_time > 0 {
@@ -331,7 +332,10 @@ impl Fsm {
             self.hold = None;
         }
         vec![
-            Output::OpenReceived { remote_id },
+            Output::OpenReceived {
+                remote_id,
+                remote_asn,
+            },
             Output::Send(Message::Keepalive),
         ]
     }

@@ -31,13 +31,29 @@ use crate::rib::task::{OutQueue, RibCmd, SessionOut};
 use crate::rib::RibInput;
 use crate::wire::notification::codes;
 use crate::wire::NotificationMsg;
-use collision::Keep;
 use conn::{Conn, ConnEvent};
 use fsm::{FsmConfig, Output};
 use timers::Backoff;
 
 /// How long one TCP connect attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A TCP connect to the peer, under way.
+type Connecting = std::pin::Pin<Box<dyn std::future::Future<Output = Option<TcpStream>> + Send>>;
+
+/// A connect to `target`, giving up after [`CONNECT_TIMEOUT`] (`None`: failed).
+fn connect(target: SocketAddr) -> Connecting {
+    Box::pin(async move {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "connect failed");
+                None
+            }
+            Err(_) => None,
+        }
+    })
+}
 
 /// Everything a session needs to know about its peer.
 #[derive(Clone, Debug)]
@@ -205,15 +221,15 @@ impl<A: AddressFamily> Session<A> {
         let mut pending_accept: Option<TcpStream> = None;
         loop {
             let first = match pending_accept.take() {
-                Some(s) => Some((s, false)),
+                Some(s) => Some((s, false, None)),
                 None => match self.obtain_connection().await {
                     Ok(x) => Some(x),
                     Err(Ended::Stop) => return,
                     Err(Ended::Retry) => None,
                 },
             };
-            if let Some((stream, outgoing)) = first {
-                match self.serve(stream, outgoing).await {
+            if let Some((stream, outgoing, connecting)) = first {
+                match self.serve(stream, outgoing, connecting).await {
                     (Ended::Stop, _) => return,
                     (Ended::Retry, next) => pending_accept = next,
                 }
@@ -234,33 +250,33 @@ impl<A: AddressFamily> Session<A> {
         self.status.send_modify(|s| s.state = state);
     }
 
-    /// Connect (unless passive) while also accepting; returns the stream and whether
-    /// we opened it.
-    async fn obtain_connection(&mut self) -> Result<(TcpStream, bool), Ended> {
+    /// Connect (unless passive) while also accepting; returns the stream, whether we
+    /// opened it, and our connect if it is still under way (the peer connected first:
+    /// both go on, and the collision is resolved when the OPENs tell the identifiers,
+    /// RFC 4271 §6.8; dropping ours would leave nothing if the peer dropped its own).
+    async fn obtain_connection(&mut self) -> Result<(TcpStream, bool, Option<Connecting>), Ended> {
         let target = SocketAddr::new(self.cfg.addr, self.cfg.port);
         if self.cfg.passive {
             self.set_state("Active");
             return match self.cmd_rx.recv().await {
-                Some(SessionCmd::Accepted(s)) => Ok((s, false)),
+                Some(SessionCmd::Accepted(s)) => Ok((s, false, None)),
                 Some(SessionCmd::Stop { .. }) | None => Err(Ended::Stop),
             };
         }
         self.set_state("Connect");
+        let mut connecting = connect(target);
         tokio::select! {
-            r = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)) => match r {
-                Ok(Ok(s)) => Ok((s, true)),
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "connect failed");
-                    self.status.send_modify(|s| s.last_error = Some(format!("connect: {e}")));
-                    Err(Ended::Retry)
-                }
-                Err(_) => {
-                    self.status.send_modify(|s| s.last_error = Some("connect: timed out".into()));
+            r = &mut connecting => match r {
+                Some(s) => Ok((s, true, None)),
+                None => {
+                    self.status.send_modify(|s| {
+                        s.last_error = Some(format!("connect to {target} failed"));
+                    });
                     Err(Ended::Retry)
                 }
             },
             cmd = self.cmd_rx.recv() => match cmd {
-                Some(SessionCmd::Accepted(s)) => Ok((s, false)),
+                Some(SessionCmd::Accepted(s)) => Ok((s, false, Some(connecting))),
                 Some(SessionCmd::Stop { .. }) | None => Err(Ended::Stop),
             },
         }
@@ -281,7 +297,12 @@ impl<A: AddressFamily> Session<A> {
 
     /// Runs connections until none is left. Returns why, and a connection accepted
     /// meanwhile that should be served next.
-    async fn serve(&mut self, stream: TcpStream, outgoing: bool) -> (Ended, Option<TcpStream>) {
+    async fn serve(
+        &mut self,
+        stream: TcpStream,
+        outgoing: bool,
+        mut connecting: Option<Connecting>,
+    ) -> (Ended, Option<TcpStream>) {
         let peer_id = self.cfg.id;
         let mut slots: [Option<Conn>; 2] = [
             Some(Conn::new(stream, outgoing, &self.cfg.fsm, &self.status)),
@@ -290,10 +311,11 @@ impl<A: AddressFamily> Session<A> {
         self.set_state("OpenSent");
         // Unbounded, but the RIB paces what it puts here by `queue`'s byte count.
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<SessionOut>();
-        let queue = Arc::new(OutQueue::default());
+        let mut queue = Arc::new(OutQueue::default());
         let mut out_tx = Some(out_tx);
         let mut established: Option<usize> = None;
-        let mut remote_id: Option<Ipv4Addr> = None;
+        // The peer's (BGP identifier, AS) from the first OPEN received.
+        let mut remote: Option<(Ipv4Addr, u32)> = None;
         let mut result = Ended::Retry;
         loop {
             if slots.iter().all(Option::is_none) {
@@ -314,6 +336,10 @@ impl<A: AddressFamily> Session<A> {
                     ev = conn_event(s0.as_mut()), if s0.is_some() && can_read => (0, ev),
                     ev = conn_event(s1.as_mut()), if s1.is_some() && can_read => (1, ev),
                     _ = sleep_until(deadline) => (2, ConnEvent::Tick),
+                    r = until_connected(&mut connecting) => (2, match r {
+                        Some(s) => ConnEvent::Connected(s),
+                        None => ConnEvent::Tick,
+                    }),
                     permit = self.rib_tx.reserve(), if !self.inbox.is_empty() => {
                         match (permit, self.inbox.pop_front()) {
                             (Ok(p), Some(cmd)) => {
@@ -347,6 +373,11 @@ impl<A: AddressFamily> Session<A> {
             };
             let now = Instant::now();
             let (slot, ev) = ev;
+            // Our own connect that made it is handled as the peer's is, but ours.
+            let (ev, ours) = match ev {
+                ConnEvent::Connected(s) => (ConnEvent::Accepted(s), true),
+                ev => (ev, false),
+            };
             // Turn the event into FSM outputs per connection.
             let mut outputs: Vec<(usize, Output)> = Vec::new();
             match ev {
@@ -412,29 +443,31 @@ impl<A: AddressFamily> Session<A> {
                         }
                     }
                 }
+                ConnEvent::Connected(_) => {}
                 ConnEvent::Accepted(stream) => {
                     let free = slots.iter().position(Option::is_none);
                     match (established, free) {
                         (None, Some(i)) => {
-                            tracing::info!("second connection from the peer: collision check");
-                            let mut c = Conn::new(stream, false, &self.cfg.fsm, &self.status);
-                            if let Some(id) = remote_id {
-                                // We already know the peer's identifier: decide now.
-                                if collision::resolve(self.cfg.fsm.router_id, id) == Keep::Outgoing
-                                {
-                                    c.reject_collision();
-                                    continue;
-                                }
-                            }
+                            tracing::info!(ours, "second connection to the peer: collision check");
+                            let c = Conn::new(stream, ours, &self.cfg.fsm, &self.status);
                             if let Some(s) = slots.get_mut(i) {
                                 *s = Some(c);
+                            }
+                            // The peer's identifier is known from the other connection's
+                            // OPEN: decide now (RFC 4271 §6.8 allows it), else on this
+                            // one's OPEN.
+                            if let Some(ids) = remote.map(|r| self.ids(r)) {
+                                self.resolve_collision(&mut slots, ids);
                             }
                         }
                         _ => {
                             // RFC 4271 §6.8: a collision with an Established connection
                             // is resolved in favour of the Established one.
-                            Conn::new(stream, false, &self.cfg.fsm, &self.status)
-                                .reject_collision();
+                            tracing::info!(
+                                ours,
+                                "connection collision: the Established connection stays"
+                            );
+                            Conn::new(stream, ours, &self.cfg.fsm, &self.status).reject_collision();
                         }
                     }
                 }
@@ -456,30 +489,17 @@ impl<A: AddressFamily> Session<A> {
                             c.send(&msg, now);
                         }
                     }
-                    Output::OpenReceived { remote_id: id } => {
-                        remote_id = Some(id);
+                    Output::OpenReceived {
+                        remote_id,
+                        remote_asn,
+                    } => {
+                        remote = Some((remote_id, remote_asn));
                         if let Some(c) = slots.get(i).and_then(Option::as_ref) {
                             if c.fsm.state() == fsm::State::OpenConfirm {
                                 self.set_state("OpenConfirm");
                             }
                         }
-                        let other = 1 - i;
-                        if slots.get(other).is_some_and(Option::is_some) {
-                            let keep = collision::resolve(self.cfg.fsm.router_id, id);
-                            let loser = match (
-                                keep,
-                                slots.get(i).and_then(Option::as_ref).map(|c| c.outgoing),
-                            ) {
-                                (Keep::Outgoing, Some(true)) | (Keep::Incoming, Some(false)) => {
-                                    other
-                                }
-                                _ => i,
-                            };
-                            tracing::info!(?keep, "connection collision resolved");
-                            if let Some(mut c) = slots.get_mut(loser).and_then(Option::take) {
-                                c.reject_collision();
-                            }
-                        }
+                        self.resolve_collision(&mut slots, self.ids((remote_id, remote_asn)));
                     }
                     Output::Established(n) => {
                         established = Some(i);
@@ -508,6 +528,16 @@ impl<A: AddressFamily> Session<A> {
                             s.established_transitions += 1;
                             s.last_error = None;
                         });
+                        if out_tx.is_none() {
+                            // A connection that replaced one the RIB saw come up: the
+                            // old one's routes go, and ours are sent again on this one.
+                            self.inbox
+                                .push_back(RibCmd::Input(RibInput::PeerDown(peer_id)));
+                            let (tx, rx) = mpsc::unbounded_channel::<SessionOut>();
+                            out_tx = Some(tx);
+                            out_rx = rx;
+                            queue = Arc::new(OutQueue::default());
+                        }
                         if let Some(tx) = out_tx.take() {
                             self.inbox.push_back(RibCmd::PeerUp {
                                 info,
@@ -521,7 +551,7 @@ impl<A: AddressFamily> Session<A> {
                         match conn::routes_of::<A>(peer_id, update) {
                             Ok(cmds) => self.inbox.extend(cmds),
                             Err(n) => {
-                                if let Some(c) = slots.get_mut(i).and_then(Option::as_mut) {
+                                if let Some(mut c) = slots.get_mut(i).and_then(Option::take) {
                                     for o in c.fsm.close(Some(n.clone()), "malformed UPDATE") {
                                         if let Output::Close { notify, reason } = o {
                                             c.close(notify.as_ref(), &reason);
@@ -529,8 +559,12 @@ impl<A: AddressFamily> Session<A> {
                                     }
                                 }
                                 self.note_close(&format!("sent NOTIFICATION: {n}"));
-                                if let Some(s) = slots.get_mut(i) {
-                                    *s = None;
+                                if established == Some(i) {
+                                    // The session is down: nothing that was waiting
+                                    // for it survives, and nothing says Established.
+                                    established = None;
+                                    slots = [None, None];
+                                    self.set_state("Idle");
                                 }
                             }
                         }
@@ -578,6 +612,41 @@ impl<A: AddressFamily> Session<A> {
         (result, None)
     }
 
+    fn ids(&self, (remote_id, remote_asn): (Ipv4Addr, u32)) -> collision::Ids {
+        collision::Ids {
+            local_id: self.cfg.fsm.router_id,
+            local_asn: self.cfg.fsm.local_asn,
+            remote_id,
+            remote_asn,
+        }
+    }
+
+    /// With two connections, closes the one [`collision::loser`] names.
+    fn resolve_collision(&self, slots: &mut [Option<Conn>; 2], ids: collision::Ids) {
+        let [Some(a), Some(b)] = &*slots else {
+            return;
+        };
+        let loser = match collision::loser(ids, a.collision_view(), b.collision_view()) {
+            collision::Which::First => 0,
+            collision::Which::Second => 1,
+        };
+        tracing::info!(
+            closed = if slots
+                .get(loser)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.outgoing)
+            {
+                "ours"
+            } else {
+                "theirs"
+            },
+            "connection collision resolved"
+        );
+        if let Some(mut c) = slots.get_mut(loser).and_then(Option::take) {
+            c.reject_collision();
+        }
+    }
+
     fn note_close(&self, reason: &str) {
         tracing::warn!(reason, "connection closed");
         let reason = reason.to_string();
@@ -588,6 +657,18 @@ impl<A: AddressFamily> Session<A> {
 async fn conn_event<B>(c: Option<&mut Conn>) -> ConnEvent<B> {
     match c {
         Some(c) => c.next_event().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Our connect attempt's result, once (never, if there is none).
+async fn until_connected(connecting: &mut Option<Connecting>) -> Option<TcpStream> {
+    match connecting {
+        Some(c) => {
+            let r = c.await;
+            *connecting = None;
+            r
+        }
         None => std::future::pending().await,
     }
 }
