@@ -86,6 +86,21 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_prefixes: Option<u32>,
 
+    /// Duplicate address detection: a MAC that moves between this host and another
+    /// VTEP this many times within --dad-time is frozen where it is (0: off)
+    /// [default: 5].
+    #[arg(long, value_name = "N")]
+    pub dad_max_moves: Option<u32>,
+
+    /// The window of --dad-max-moves, in seconds [default: 180].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub dad_time: Option<u64>,
+
+    /// How long a duplicate MAC stays frozen, in seconds; 0: until
+    /// `vxbgp clear duplicates` [default: 1800].
+    #[arg(long, value_name = "SECS")]
+    pub dad_freeze: Option<u64>,
+
     /// Local MACs learned and advertised per VNI at most [default: 16384].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_macs_per_vni: Option<u32>,
@@ -108,6 +123,23 @@ pub enum Command {
     /// Originate or withdraw routes.
     #[command(subcommand)]
     Route(RouteCmd),
+    /// Clear state the daemon keeps.
+    #[command(subcommand)]
+    Clear(Clear),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Clear {
+    /// Thaw MACs frozen by duplicate address detection (all, or those of --vni and
+    /// --mac): they are learned and advertised again.
+    Duplicates {
+        #[arg(long)]
+        vni: Option<u32>,
+        #[arg(long)]
+        mac: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +170,13 @@ pub enum Show {
     },
     /// The VNIs found on this host (vxlan devices that are bridge ports).
     Vnis {
+        #[arg(long)]
+        json: bool,
+    },
+    /// MACs frozen by duplicate address detection.
+    Duplicates {
+        #[arg(long)]
+        vni: Option<u32>,
         #[arg(long)]
         json: bool,
     },

@@ -24,6 +24,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bgp::peer::Prefix;
 use serde::{Deserialize, Deserializer};
@@ -50,6 +51,11 @@ pub struct FileConfig {
     pub fix_ports: bool,
     /// The most routes any peer may give (RFC 4486), unless its neighbour entry says.
     pub max_prefixes: Option<u32>,
+    /// Duplicate address detection: moves within `dad_time` seconds that freeze a
+    /// MAC (0: off), and how long it stays frozen (seconds, 0: until cleared).
+    pub dad_max_moves: Option<u32>,
+    pub dad_time: Option<u64>,
+    pub dad_freeze: Option<u64>,
     /// Learning limits: local MACs per VNI, addresses per local MAC.
     pub max_macs_per_vni: Option<u32>,
     pub max_addresses_per_mac: Option<u32>,
@@ -129,6 +135,7 @@ pub struct Settings {
     pub fib: bool,
     pub fix_ports: bool,
     pub limits: fib::local::LearnLimits,
+    pub dad: fib::dad::DadConfig,
     pub max_prefixes: Option<u32>,
 }
 
@@ -208,6 +215,24 @@ pub fn merge(args: &DaemonArgs, file: FileConfig) -> Result<Settings, String> {
         fib: !(args.no_fib || file.no_fib),
         fix_ports: args.fix_ports || file.fix_ports,
         max_prefixes: args.max_prefixes.or(file.max_prefixes),
+        dad: {
+            let d = fib::dad::DadConfig::default();
+            fib::dad::DadConfig {
+                max_moves: args
+                    .dad_max_moves
+                    .or(file.dad_max_moves)
+                    .unwrap_or(d.max_moves),
+                window: args
+                    .dad_time
+                    .or(file.dad_time)
+                    .map_or(d.window, |s| Duration::from_secs(s.max(1))),
+                freeze_for: match args.dad_freeze.or(file.dad_freeze) {
+                    None => d.freeze_for,
+                    Some(0) => None,
+                    Some(s) => Some(Duration::from_secs(s)),
+                },
+            }
+        },
         limits: {
             let d = fib::local::LearnLimits::default();
             let pick = |arg: Option<u32>, file: Option<u32>, default: usize| {
@@ -258,6 +283,27 @@ ip = "198.18.0.10"
         assert_eq!(cfg.neighbor[0].remote_as, Some(65002));
         assert!(cfg.neighbor[0].passive);
         assert_eq!(cfg.route[0].kind, StaticKind::MacIp);
+    }
+
+    #[test]
+    fn duplicate_detection_from_the_file_flags_win() {
+        let file =
+            parse("asn = 65001\ndad-max-moves = 3\ndad-time = 60\ndad-freeze = 0\n").unwrap();
+        let s = merge(&DaemonArgs::default(), file).unwrap();
+        assert_eq!(s.dad.max_moves, 3);
+        assert_eq!(s.dad.window, Duration::from_secs(60));
+        assert_eq!(s.dad.freeze_for, None, "0: until cleared");
+        let args = DaemonArgs {
+            asn: Some(65001),
+            dad_max_moves: Some(0),
+            dad_freeze: Some(30),
+            ..Default::default()
+        };
+        let s = merge(&args, parse("dad-max-moves = 3\n").unwrap()).unwrap();
+        assert_eq!(s.dad.max_moves, 0, "the flag wins: detection off");
+        assert_eq!(s.dad.freeze_for, Some(Duration::from_secs(30)));
+        let d = merge(&args, parse("").unwrap()).unwrap().dad.window;
+        assert_eq!(d, Duration::from_secs(180), "FRR's default window");
     }
 
     #[test]

@@ -85,6 +85,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         let cfg = FibConfig {
             fix_ports: settings.fix_ports,
             limits: settings.limits,
+            dad: settings.dad,
             reconcile_after: RECONCILE_AFTER,
         };
         kernel_tasks.push((

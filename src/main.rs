@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, RouteCmd, RouteSpecCmd, Show};
+use cli::{Clear, Cli, Command, RouteCmd, RouteSpecCmd, Show};
 use control::protocol::{Request, RouteKind, RouteSpec};
 
 fn main() -> ExitCode {
@@ -136,6 +136,12 @@ fn client(cmd: Command, args: &cli::DaemonArgs) -> ExitCode {
         ),
         Command::Show(Show::Fib { vni, json }) => (Request::ShowFib { vni }, json, render::fib),
         Command::Show(Show::Vnis { json }) => (Request::ShowVnis, json, render::vnis),
+        Command::Show(Show::Duplicates { vni, json }) => {
+            (Request::ShowDuplicates { vni }, json, render::duplicates)
+        }
+        Command::Clear(Clear::Duplicates { vni, mac, json }) => {
+            (Request::ClearDuplicates { vni, mac }, json, render::cleared)
+        }
         Command::Route(RouteCmd::Add(k)) => (Request::RouteAdd(spec(k)), false, added),
         Command::Route(RouteCmd::Del(k)) => (Request::RouteDel(spec(k)), false, added),
     };

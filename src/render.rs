@@ -127,6 +127,9 @@ pub fn routes(data: &Value) -> String {
                     s(&pm["endpoint"])
                 ));
             }
+            if r["duplicate"] == "frozen" {
+                comms.push("DUPLICATE:frozen".into());
+            }
             // The legend's symbols: "incomplete" must not show as "i" (IGP).
             let origin = match p["origin"].as_str() {
                 Some("igp") => "i",
@@ -271,6 +274,22 @@ pub fn fib(data: &Value) -> String {
                 &sup,
             ));
         }
+        let dups = duplicate_rows(&v["duplicates"]);
+        if !dups.is_empty() {
+            out.push_str("  duplicate MACs, frozen (`vxbgp clear duplicates` thaws them):\n");
+            let rows: Vec<Vec<String>> = dups
+                .into_iter()
+                .map(|mut r| {
+                    r.remove(0);
+                    r.insert(0, String::new());
+                    r
+                })
+                .collect();
+            out.push_str(&table(
+                &["", "MAC", "moves", "frozen as", "frozen for", "thaws in"],
+                &rows,
+            ));
+        }
         if v["failures"].as_u64().unwrap_or(0) > 0 {
             out.push_str(&format!(
                 "  kernel refused {} operations (see the log)\n",
@@ -284,4 +303,44 @@ pub fn fib(data: &Value) -> String {
 /// A nested field of a JSON answer; `Null` (shown as "-") when absent.
 fn field<'a>(v: &'a Value, pointer: &str) -> &'a Value {
     v.pointer(pointer).unwrap_or(&Value::Null)
+}
+
+fn duplicate_rows(list: &Value) -> Vec<Vec<String>> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            vec![
+                s(&d["vni"]),
+                s(&d["mac"]),
+                s(&d["moves"]),
+                s(&d["frozen_as"]),
+                format!("{} s", s(&d["frozen_for_secs"])),
+                match &d["thaws_in_secs"] {
+                    Value::Null => "when cleared".to_string(),
+                    t => format!("{} s", s(t)),
+                },
+            ]
+        })
+        .collect()
+}
+
+const DUPLICATE_HEAD: [&str; 6] = ["VNI", "MAC", "moves", "frozen as", "frozen for", "thaws in"];
+
+/// `vxbgp show duplicates`.
+pub fn duplicates(data: &Value) -> String {
+    let rows = duplicate_rows(&data["duplicates"]);
+    if rows.is_empty() {
+        return "No duplicate MACs.\n".into();
+    }
+    table(&DUPLICATE_HEAD, &rows)
+}
+
+/// `vxbgp clear duplicates`.
+pub fn cleared(data: &Value) -> String {
+    let rows = duplicate_rows(&data["cleared"]);
+    if rows.is_empty() {
+        return "No duplicate MACs to clear.\n".into();
+    }
+    format!("Cleared:\n{}", table(&DUPLICATE_HEAD, &rows))
 }

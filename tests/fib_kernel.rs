@@ -1330,3 +1330,113 @@ fn thousands_of_routes_are_programmed_and_removed() {
         counts()
     );
 }
+
+/// Duplicate address detection (FRR's defaults: 5 moves in 180 s). A MAC flaps
+/// between a port of A's bridge (`bridge fdb replace`, as when a VM moves in) and a
+/// remote VTEP that advertises it with ever higher sequences: on the fifth move A
+/// freezes it where it was (remote), says so in `show duplicates`, `show fib` and
+/// `show routes` (tables and JSON), no longer advertises it, and after
+/// `vxbgp clear duplicates` learns and advertises it again above the remote sequence.
+#[test]
+fn a_flapping_mac_is_frozen_then_cleared() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(&[]);
+    let a = lab.u.ip(0).to_string();
+    let (m, vtep) = (lab.mac(7), lab.vtep(20));
+    let _vm = vm_add(lab.ha(), "br0", "vm0", &format!("{}/24", lab.ip4(7)), None);
+    let prefix = format!("[2]:[0]:[48]:[{m}]");
+    let remote = |seq: u32| {
+        lab.b.cli(&[
+            "route",
+            "add",
+            "mac-ip",
+            "--vni",
+            "42",
+            "--mac",
+            &m,
+            "--next-hop",
+            &vtep,
+            "--mobility-seq",
+            &seq.to_string(),
+        ]);
+    };
+    let local = || {
+        lab.ha()
+            .run_ok(&format!("bridge fdb replace {m} dev vm0 master dynamic"));
+    };
+    // A's advertisement of the MAC as the feeder sees it: its sequence.
+    let a_seq =
+        || path_from(&lab.b, &prefix, &a).map(|p| p["mac_mobility"]["seq"].as_u64().unwrap_or(0));
+    let wait_a = |want: Option<u64>, what: &str| {
+        assert!(
+            wait_until(WAIT, || a_seq() == want),
+            "{what}: A advertises {:?}, expected {want:?}\n{}",
+            a_seq(),
+            lab.a.logs()
+        );
+    };
+
+    remote(0);
+    lab.wait_kernel(&Expect::default().mac(&m, &vtep), "the remote MAC");
+    local(); // move 1: in, advertised above the remote's 0
+    wait_a(Some(1), "move 1");
+    remote(2); // move 2: away
+    wait_a(None, "move 2");
+    local(); // move 3
+    wait_a(Some(3), "move 3");
+    remote(4); // move 4
+    wait_a(None, "move 4");
+    local(); // move 5: frozen where it was, remote; not advertised
+    let frozen = wait_until(WAIT, || {
+        lab.a.json(&["show", "duplicates"])["duplicates"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x["mac"] == m.as_str()))
+    });
+    assert!(frozen, "not frozen after 5 moves:\n{}", lab.a.logs());
+    let d = lab.a.json(&["show", "duplicates"])["duplicates"][0].clone();
+    assert_eq!(d["vni"], 42, "{d:#}");
+    assert_eq!(d["moves"], 5, "{d:#}");
+    assert_eq!(d["frozen_as"], "remote", "{d:#}");
+    let thaws = d["thaws_in_secs"].as_u64().unwrap_or(0);
+    assert!((1790..=1800).contains(&thaws), "{d:#}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(a_seq(), None, "a frozen MAC was advertised");
+    // Shown in every view.
+    let table = lab.a.cli(&["show", "duplicates"]);
+    assert!(table.contains(&m) && table.contains("remote"), "{table}");
+    let fib = lab.a.json(&["show", "fib", "--vni", "42"]);
+    assert_eq!(
+        fib["vnis"][0]["duplicates"][0]["mac"],
+        m.as_str(),
+        "{fib:#}"
+    );
+    assert!(lab
+        .a
+        .cli(&["show", "fib"])
+        .contains("duplicate MACs, frozen"));
+    let r = lab.a.route(&prefix).expect("the remote's route");
+    assert_eq!(r["duplicate"], "frozen", "{r:#}");
+    assert!(lab.a.cli(&["show", "routes"]).contains("DUPLICATE:frozen"));
+    // Frozen: the remote moving on changes nothing here.
+    remote(6);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(a_seq(), None);
+
+    // Cleared: the MAC on A's port is learned again, above the remote's 6.
+    let out = lab
+        .a
+        .json(&["clear", "duplicates", "--vni", "42", "--mac", &m]);
+    assert_eq!(out["cleared"][0]["mac"], m.as_str(), "{out:#}");
+    wait_a(Some(7), "after clear");
+    assert!(lab.a.json(&["show", "duplicates"])["duplicates"]
+        .as_array()
+        .is_some_and(|d| d.is_empty()));
+    assert!(
+        lab.a
+            .cli(&["clear", "duplicates"])
+            .contains("No duplicate MACs"),
+        "nothing left to clear"
+    );
+}

@@ -580,6 +580,21 @@ fn treat_as_withdraw_keeps_the_session() {
     lab.wait_absent(&prefix2);
     p.expect_quiet(Duration::from_secs(1));
 
+    // The same error beside an MP_UNREACH of another family (IPv4 unicast
+    // 198.18.0.0/24): the EVPN route announced in the UPDATE is withdrawn all the same.
+    let (nlri4, prefix4) = lab.announce(&mut p, 4);
+    let mut attrs = good_attrs(nh, &nlri4);
+    attrs[1] = origin(3);
+    attrs.push(attr(0x80, 15, &[0, 1, 1, 24, 198, 18, 0]));
+    let bad = update(&attrs);
+    assert_eq!(
+        codec_verdict(&bad),
+        Ok(Some(bgp::wire::Action::TreatAsWithdraw))
+    );
+    p.send(&bad);
+    lab.wait_absent(&prefix4);
+    p.expect_quiet(Duration::from_secs(1));
+
     // Same session, still working: a good UPDATE is taken.
     lab.announce(&mut p, 3);
     let n = lab.vx.neighbor(&nh.to_string()).expect("raw neighbour");

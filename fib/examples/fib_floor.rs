@@ -269,6 +269,7 @@ fn agent_round(rt: &tokio::runtime::Runtime, n: u32) -> (Duration, Duration) {
                 macs_per_vni: usize::MAX,
                 addresses_per_mac: usize::MAX,
             },
+            dad: Default::default(),
         };
         let task = tokio::spawn(fib::task::run(cfg, rx, ev_tx));
         tokio::spawn(async move { while ev_rx.recv().await.is_some() {} });

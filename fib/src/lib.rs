@@ -10,6 +10,7 @@
     deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
 )]
 
+pub mod dad;
 pub mod discover;
 pub mod floor;
 pub mod kernel_writer;

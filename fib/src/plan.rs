@@ -68,7 +68,9 @@ pub struct Planner {
 #[derive(Default)]
 struct Touched {
     flood: HashMap<FloodEntry, bool>,
-    macs: HashMap<(u32, Mac), Option<RemoteMac>>,
+    /// With the winner's mobility: a higher sequence from the same VTEP is news too
+    /// (a local MAC may lose to it, RFC 7432 §15.1), so it is programmed again.
+    macs: HashMap<(u32, Mac), Option<(RemoteMac, MacMobility)>>,
     neighs: HashMap<(u32, IpAddr), Option<SuppressNeigh>>,
 }
 
@@ -152,9 +154,7 @@ impl Planner {
             }
             Want::Mac { mac, neigh, .. } => {
                 let k = (mac.vni, mac.mac);
-                t.macs
-                    .entry(k)
-                    .or_insert_with(|| self.macs.get(&k).and_then(winner));
+                t.macs.entry(k).or_insert_with(|| self.mac_winner(k.0, k.1));
                 if let Some(n) = neigh {
                     let k = (n.vni, n.ip);
                     t.neighs
@@ -222,9 +222,9 @@ impl Planner {
             }
         }
         for (k, was) in t.macs {
-            match (was, self.macs.get(&k).and_then(winner)) {
-                (Some(old), None) => ops.push(FibOp::MacDel(old)),
-                (old, Some(new)) if old != Some(new) => ops.push(FibOp::MacSet(new)),
+            match (was, self.mac_winner(k.0, k.1)) {
+                (Some((old, _)), None) => ops.push(FibOp::MacDel(old)),
+                (old, Some(new)) if old != Some(new) => ops.push(FibOp::MacSet(new.0)),
                 _ => {}
             }
         }

@@ -16,6 +16,7 @@
 //! what the agent cannot take yet waits in a map keyed by entry, so a later state of
 //! the same MAC replaces an earlier one.
 
+use crate::dad::{Dad, DadConfig, Frozen};
 use crate::local::{LearnLimits, Local, Refused};
 use std::collections::BTreeMap;
 
@@ -59,6 +60,8 @@ pub struct FibConfig {
     pub reconcile_after: Duration,
     /// How much local learning may take in.
     pub limits: LearnLimits,
+    /// Duplicate address detection.
+    pub dad: DadConfig,
 }
 
 /// What the agent needs to know to originate routes.
@@ -108,6 +111,27 @@ pub enum FibCmd {
         vni: Option<u32>,
         reply: oneshot::Sender<Vec<FibVniView>>,
     },
+    /// `vxbgp clear duplicates`: thaws frozen MACs (of `vni`, or `mac`, or all) and
+    /// answers with those it thawed.
+    ClearDuplicates {
+        vni: Option<u32>,
+        mac: Option<Mac>,
+        reply: oneshot::Sender<Vec<DuplicateView>>,
+    },
+}
+
+/// A MAC frozen by duplicate address detection.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct DuplicateView {
+    pub vni: u32,
+    pub mac: Mac,
+    /// The moves that froze it.
+    pub moves: u32,
+    /// Where it stays while frozen: "local" (advertised from here) or "remote".
+    pub frozen_as: &'static str,
+    pub frozen_for_secs: u64,
+    /// When it thaws by itself; `None`: when cleared.
+    pub thaws_in_secs: Option<u64>,
 }
 
 impl From<Vec<BestChange<L2vpnEvpn>>> for FibCmd {
@@ -146,6 +170,9 @@ pub struct FibVniView {
     pub suppress: Vec<SuppressNeigh>,
     /// Operations the kernel refused since start.
     pub failures: usize,
+    /// MACs frozen by duplicate address detection: the kernel and the routes keep
+    /// them as they were when they froze, whatever `remote_macs` says.
+    pub duplicates: Vec<DuplicateView>,
 }
 
 struct Fib {
@@ -165,6 +192,8 @@ struct Fib {
     planner: Planner,
     /// Local MACs with the sequence they are advertised with, and their addresses.
     local: Local,
+    /// MACs that move too often, frozen.
+    dad: Dad,
     /// The local IPs that a kernel neighbour entry taught (not snooping): only these
     /// go when a neighbour entry fails or is deleted.
     neigh_ips: HashSet<(u32, IpAddr)>,
@@ -199,6 +228,7 @@ pub async fn run(
     let mut fib = Fib {
         reconcile_at: Some(Instant::now() + cfg.reconcile_after),
         local: Local::new(cfg.limits),
+        dad: Dad::new(cfg.dad),
         cfg,
         handle,
         writer,
@@ -241,8 +271,10 @@ pub async fn run(
     let mut batch = Vec::new();
     loop {
         fib.flush_events(&events_tx);
-        let busy =
-            !fib.pending_up.is_empty() || fib.reconcile_at.is_some() || !fib.deferred.is_empty();
+        let busy = !fib.pending_up.is_empty()
+            || fib.reconcile_at.is_some()
+            || !fib.deferred.is_empty()
+            || fib.dad.next_thaw().is_some();
         tokio::select! {
             n = rx.recv_many(&mut batch, 64) => {
                 if n == 0 {
@@ -255,6 +287,19 @@ pub async fn run(
                         FibCmd::Best(b) => best.extend(b),
                         FibCmd::ShowVnis { reply } => { let _ = reply.send(fib.vni_views()); }
                         FibCmd::ShowFib { vni, reply } => { let _ = reply.send(fib.fib_views(vni)); }
+                        FibCmd::ClearDuplicates { vni, mac, reply } => {
+                            let now = std::time::Instant::now();
+                            let views: Vec<DuplicateView> = fib.duplicates(vni, now)
+                                .into_iter()
+                                .filter(|d| mac.is_none_or(|m| m == d.mac))
+                                .collect();
+                            let thawed = fib.dad.clear(vni, mac);
+                            let _ = reply.send(views);
+                            if !thawed.is_empty() {
+                                tracing::info!(thawed = thawed.len(), "duplicate MACs cleared: learning them again");
+                                fib.resync().await;
+                            }
+                        }
                     }
                 }
                 if !best.is_empty() {
@@ -289,6 +334,11 @@ pub async fn run(
                 }
                 if fib.reconcile_at.is_some_and(|t| Instant::now() >= t) {
                     fib.reconcile().await;
+                }
+                let thawed = fib.dad.thaw_expired(std::time::Instant::now());
+                if !thawed.is_empty() {
+                    tracing::info!(thawed = thawed.len(), "duplicate MACs thawed: learning them again");
+                    fib.resync().await;
                 }
             }
         }
@@ -404,8 +454,14 @@ impl Fib {
     /// moved away.
     fn mobility(&mut self, ops: Vec<FibOp>) -> Vec<FibOp> {
         let mut out = std::mem::take(&mut self.deferred);
+        let now = std::time::Instant::now();
         for op in ops {
             if let FibOp::MacSet(m) = op {
+                if self.dad.is_frozen(m.vni, m.mac, now) {
+                    // A duplicate stays where it froze: no more moves in the kernel.
+                    tracing::debug!(vni = m.vni, mac = %m.mac, vtep = %m.vtep, "duplicate MAC, frozen: not moved");
+                    continue;
+                }
                 if self.planner.sticky_conflict(m.vni, m.mac) {
                     tracing::warn!(vni = m.vni, mac = %m.mac,
                         "MAC advertised as sticky by two VTEPs (RFC 7432 §15.2): misconfiguration");
@@ -428,6 +484,11 @@ impl Fib {
                     if !evpn::mobility::local_loses(local, local_vtep, remote, m.vtep) {
                         continue; // ours wins: the local port stays
                     }
+                    // A move away; one too many freezes it here (local).
+                    if let Some(f) = self.dad.moved(m.vni, m.mac, true, now) {
+                        self.froze(m.vni, m.mac, f);
+                        continue;
+                    }
                     tracing::info!(vni = m.vni, mac = %m.mac, vtep = %m.vtep, "MAC moved to another VTEP");
                     self.local_mac_gone(m.vni, m.mac);
                 }
@@ -435,6 +496,37 @@ impl Fib {
             out.push(op);
         }
         out
+    }
+
+    /// Duplicate address detection froze `mac`.
+    fn froze(&self, vni: u32, mac: Mac, f: Frozen) {
+        let cfg = self.dad.config();
+        tracing::warn!(
+            vni,
+            %mac,
+            moves = f.moves,
+            window_secs = cfg.window.as_secs(),
+            frozen_as = if f.local { "local" } else { "remote" },
+            thaws_in_secs = cfg.freeze_for.map(|d| d.as_secs()),
+            "duplicate MAC: it moved too often; frozen where it is (no more advertisements \
+             or moves) until `vxbgp clear duplicates` or the freeze runs out"
+        );
+    }
+
+    /// The frozen MACs (of `vni`, if given).
+    fn duplicates(&self, vni: Option<u32>, now: std::time::Instant) -> Vec<DuplicateView> {
+        self.dad
+            .frozen(vni, now)
+            .into_iter()
+            .map(|((vni, mac), f)| DuplicateView {
+                vni,
+                mac,
+                moves: f.moves,
+                frozen_as: if f.local { "local" } else { "remote" },
+                frozen_for_secs: now.saturating_duration_since(f.since).as_secs(),
+                thaws_in_secs: f.until.map(|u| u.saturating_duration_since(now).as_secs()),
+            })
+            .collect()
     }
 
     fn local_ip(&mut self, vni: u32, ip: IpAddr, mac: Mac) {
@@ -750,12 +842,24 @@ impl Fib {
                         return;
                     }
                     let remote = self.planner.mac_winner(vni, mac);
+                    let now = std::time::Instant::now();
+                    if self.dad.is_frozen(vni, mac, now) {
+                        tracing::debug!(vni, %mac, "duplicate MAC, frozen: seen here, not advertised");
+                        return;
+                    }
                     if let Some((r, m)) = remote.filter(|(_, m)| m.sticky) {
                         // RFC 7432 §15.2: a sticky (static) MAC never moves; seeing it
                         // here is a loop or a misconfiguration, not a move.
                         tracing::warn!(vni, %mac, vtep = %r.vtep, seq = m.seq,
                             "MAC is sticky at another VTEP: seen here, not advertised");
                         return;
+                    }
+                    // A move here; one too many freezes it where it was (remote).
+                    if remote.is_some() {
+                        if let Some(f) = self.dad.moved(vni, mac, false, now) {
+                            self.froze(vni, mac, f);
+                            return;
+                        }
                     }
                     // RFC 7432 §15.1: a MAC a remote VTEP advertises has moved here:
                     // advertised with a sequence above the highest seen.
@@ -1137,6 +1241,7 @@ impl Fib {
             remote_macs: Vec::new(),
             suppress: Vec::new(),
             failures: self.failures.get(&vni).copied().unwrap_or(0),
+            duplicates: self.duplicates(Some(vni), std::time::Instant::now()),
         }
     }
 }

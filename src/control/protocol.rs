@@ -17,6 +17,13 @@ pub enum Request {
         vni: Option<u32>,
     },
     ShowVnis,
+    ShowDuplicates {
+        vni: Option<u32>,
+    },
+    ClearDuplicates {
+        vni: Option<u32>,
+        mac: Option<String>,
+    },
     RouteAdd(RouteSpec),
     RouteDel(RouteSpec),
 }

@@ -15,7 +15,7 @@ use bgp::peer::STATIC_PEER;
 use bgp::rib::task::RibCmd;
 use bgp::rib::RibInput;
 use evpn::{EvpnKey, EvpnRoute, L2vpnEvpn};
-use fib::task::FibCmd;
+use fib::task::{DuplicateView, FibCmd};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -128,6 +128,11 @@ async fn handle(req: Request, state: &ControlState) -> Response {
         Request::ShowRoutes { vni, route_type } => show_routes(state, vni, route_type).await,
         Request::ShowFib { vni } => fib_query(state, |reply| FibCmd::ShowFib { vni, reply }).await,
         Request::ShowVnis => fib_query(state, |reply| FibCmd::ShowVnis { reply }).await,
+        Request::ShowDuplicates { vni } => match duplicates(state, vni).await {
+            Ok(d) => Response::data(serde_json::json!({ "duplicates": d })),
+            Err(e) => Response::error(e),
+        },
+        Request::ClearDuplicates { vni, mac } => clear_duplicates(state, vni, mac).await,
         Request::RouteAdd(spec) => route_add(state, &spec).await,
         Request::RouteDel(spec) => route_del(state, &spec).await,
     }
@@ -147,6 +152,43 @@ async fn fib_query<T: serde::Serialize>(
     }
     match rx.await {
         Ok(v) => Response::data(serde_json::json!({ "vnis": v })),
+        Err(_) => Response::error("the FIB task is not running (see the daemon's log)"),
+    }
+}
+
+/// The MACs duplicate address detection froze (of `vni`, if given).
+async fn duplicates(state: &ControlState, vni: Option<u32>) -> Result<Vec<DuplicateView>, String> {
+    let Some(fib) = &state.fib_tx else {
+        return Err("kernel programming is off in this daemon (--no-fib)".into());
+    };
+    let gone = || "the FIB task is not running (see the daemon's log)".to_string();
+    let (reply, rx) = oneshot::channel();
+    fib.send(FibCmd::ShowFib { vni, reply })
+        .await
+        .map_err(|_| gone())?;
+    let views = rx.await.map_err(|_| gone())?;
+    Ok(views.into_iter().flat_map(|v| v.duplicates).collect())
+}
+
+async fn clear_duplicates(state: &ControlState, vni: Option<u32>, mac: Option<String>) -> Response {
+    let mac = match mac.as_deref().map(str::parse::<evpn::MacAddr>) {
+        None => None,
+        Some(Ok(m)) => Some(fib::model::Mac(m.octets())),
+        Some(Err(e)) => return Response::error(format!("bad --mac: {e}")),
+    };
+    let Some(fib) = &state.fib_tx else {
+        return Response::error("kernel programming is off in this daemon (--no-fib)");
+    };
+    let (reply, rx) = oneshot::channel();
+    if fib
+        .send(FibCmd::ClearDuplicates { vni, mac, reply })
+        .await
+        .is_err()
+    {
+        return Response::error("the FIB task is not running (see the daemon's log)");
+    }
+    match rx.await {
+        Ok(v) => Response::data(serde_json::json!({ "cleared": v })),
         Err(_) => Response::error("the FIB task is not running (see the daemon's log)"),
     }
 }
@@ -219,9 +261,25 @@ async fn show_routes(state: &ControlState, vni: Option<u32>, route_type: Option<
     let Ok(snaps) = rx.await else {
         return Response::error("internal: RIB is gone");
     };
-    Response::data(RoutesView {
-        routes: snaps.iter().filter_map(view::route_view).collect(),
-    })
+    let mut routes: Vec<view::RouteView> = snaps.iter().filter_map(view::route_view).collect();
+    // MACs frozen here are marked (a daemon without a FIB freezes nothing).
+    let frozen: std::collections::HashSet<(u32, String)> = match &state.fib_tx {
+        Some(_) => duplicates(state, vni)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| (d.vni, d.mac.to_string()))
+            .collect(),
+        None => Default::default(),
+    };
+    for r in &mut routes {
+        if let (Some(v), Some(m)) = (r.vni, &r.mac) {
+            if frozen.contains(&(v, m.to_lowercase())) {
+                r.duplicate = Some("frozen");
+            }
+        }
+    }
+    Response::data(RoutesView { routes })
 }
 
 async fn route_add(state: &ControlState, spec: &RouteSpec) -> Response {

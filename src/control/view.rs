@@ -27,6 +27,9 @@ pub struct RouteView {
     pub vni: Option<u32>,
     /// Type 3: the originating router's address.
     pub originator: Option<IpAddr>,
+    /// Type 2: "frozen" when duplicate address detection froze the MAC on this host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<&'static str>,
     pub paths: Vec<PathView>,
 }
 
@@ -97,6 +100,7 @@ pub fn route_view(snap: &RouteSnapshot<L2vpnEvpn>) -> Option<RouteView> {
         ip,
         vni: route_vni(r, &best.attrs.attrs),
         originator,
+        duplicate: None,
         paths: snap.paths.iter().map(path_view).collect(),
     })
 }

@@ -139,7 +139,7 @@ impl Conn {
         }
         let msg = match (decoded.value, verdict) {
             (Message::Update(u), Some(a)) if a >= Action::TreatAsWithdraw => {
-                Message::Update(treat_as_withdraw(u))
+                Message::Update(treat_as_withdraw(u, &self.fsm.config().families))
             }
             (m, _) => m,
         };
@@ -317,14 +317,21 @@ async fn write_chunks(
 }
 
 /// RFC 7606 §2 treat-as-withdraw: every NLRI the UPDATE reaches becomes withdrawn.
-fn treat_as_withdraw(mut u: UpdateMsg) -> UpdateMsg {
+/// The UPDATE carries at most one MP_REACH and one MP_UNREACH, maybe of two families:
+/// what stays is the withdrawal of `ours` (the families of the session), so routes of
+/// ours announced in MP_REACH are withdrawn even when the MP_UNREACH beside them is of
+/// another family.
+fn treat_as_withdraw(mut u: UpdateMsg, ours: &[(u16, u8)]) -> UpdateMsg {
     if let Some(reach) = u.mp_reach.take() {
+        let family = (reach.afi, reach.safi);
         let mut nlri = BytesMut::new();
         match u.mp_unreach.take() {
-            Some(un) if (un.afi, un.safi) == (reach.afi, reach.safi) => {
+            Some(un) if (un.afi, un.safi) == family => {
                 // EVPN and other MP NLRI are self-delimiting: the blocks concatenate.
                 nlri.extend_from_slice(&un.nlri);
             }
+            // The withdrawal of another family than ours goes; ours is made below.
+            Some(un) if ours.contains(&family) && !ours.contains(&(un.afi, un.safi)) => {}
             other => u.mp_unreach = other,
         }
         if u.mp_unreach.is_none() {
@@ -389,4 +396,66 @@ pub(super) fn routes_of<A: AddressFamily>(
         tracing::debug!("IPv4 unicast routes ignored: vxbgp carries L2VPN EVPN only");
     }
     Ok(cmds)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::wire::{MpReach, PathAttrs};
+
+    const EVPN: (u16, u8) = (25, 70);
+
+    fn update(reach: Option<((u16, u8), &[u8])>, unreach: Option<((u16, u8), &[u8])>) -> UpdateMsg {
+        UpdateMsg {
+            withdrawn: Bytes::new(),
+            attrs: PathAttrs::default(),
+            mp_reach: reach.map(|((afi, safi), n)| MpReach {
+                afi,
+                safi,
+                next_hop: MpNextHop::V4(std::net::Ipv4Addr::new(198, 19, 0, 1)),
+                nlri: Bytes::copy_from_slice(n),
+            }),
+            mp_unreach: unreach.map(|((afi, safi), n)| MpUnreach {
+                afi,
+                safi,
+                nlri: Bytes::copy_from_slice(n),
+            }),
+            nlri: Bytes::new(),
+        }
+    }
+
+    fn withdrawn(u: &UpdateMsg) -> Option<((u16, u8), Vec<u8>)> {
+        assert!(u.mp_reach.is_none(), "nothing stays announced");
+        u.mp_unreach
+            .as_ref()
+            .map(|w| ((w.afi, w.safi), w.nlri.to_vec()))
+    }
+
+    #[test]
+    fn treat_as_withdraw_withdraws_what_was_announced_and_withdrawn() {
+        let u = treat_as_withdraw(update(Some((EVPN, &[1])), Some((EVPN, &[2]))), &[EVPN]);
+        assert_eq!(withdrawn(&u), Some((EVPN, vec![2, 1])));
+        let u = treat_as_withdraw(update(Some((EVPN, &[1])), None), &[EVPN]);
+        assert_eq!(withdrawn(&u), Some((EVPN, vec![1])));
+    }
+
+    /// RFC 7606 §2 with two families in one UPDATE: ours is withdrawn whichever of
+    /// MP_REACH and MP_UNREACH carries it.
+    #[test]
+    fn treat_as_withdraw_keeps_our_family_beside_another() {
+        const V4: (u16, u8) = (1, 1);
+        // Our routes announced beside another family's withdrawal: ours go.
+        let u = treat_as_withdraw(
+            update(Some((EVPN, &[1])), Some((V4, &[24, 198, 18, 0]))),
+            &[EVPN],
+        );
+        assert_eq!(withdrawn(&u), Some((EVPN, vec![1])));
+        // Our withdrawal beside another family's (erroneous) announcement: it stays.
+        let u = treat_as_withdraw(
+            update(Some((V4, &[24, 198, 18, 0])), Some((EVPN, &[2]))),
+            &[EVPN],
+        );
+        assert_eq!(withdrawn(&u), Some((EVPN, vec![2])));
+    }
 }

@@ -307,6 +307,23 @@ fn rfc6514_5_pmsi_tunnel_too_short_treat_as_withdraw() {
 }
 
 #[test]
+fn rfc6514_5_pmsi_ingress_replication_without_an_address_treat_as_withdraw() {
+    // Tunnel type 6 with a 2-octet identifier: no endpoint to replicate to.
+    let short = [0, 6, 0, 0, 100, 198, 19];
+    let d = UpdateMsg::decode(&evpn_update(&[attr(0xc0, 22, &short)]), &IBGP).unwrap();
+    let e = one_error(&d);
+    assert_eq!(
+        (e.code, e.action),
+        (code::PMSI_TUNNEL, Action::TreatAsWithdraw)
+    );
+    assert_eq!(d.verdict(), Some(Action::TreatAsWithdraw));
+    // With the VTEP's address it is fine.
+    let good = [0, 6, 0, 0, 100, 198, 19, 0, 1];
+    let d = UpdateMsg::decode(&evpn_update(&[attr(0xc0, 22, &good)]), &IBGP).unwrap();
+    assert_eq!(d.verdict(), None);
+}
+
+#[test]
 fn rfc8092_5_large_community_bad_length_treat_as_withdraw() {
     let d = UpdateMsg::decode(&evpn_update(&[attr(0xc0, 32, &[0; 8])]), &IBGP).unwrap();
     assert_eq!(one_error(&d).action, Action::TreatAsWithdraw);
@@ -727,12 +744,20 @@ fn arb_attrs() -> impl Strategy<Value = PathAttrs> {
                     originator_id: oid.map(Ipv4Addr::from),
                     cluster_list: cl.map(|l| l.into_iter().map(Ipv4Addr::from).collect()),
                     ext_communities: ext.map(|l| l.into_iter().map(ExtCommunity).collect()),
-                    pmsi_tunnel: pmsi.map(|(flags, tunnel_type, label, id)| PmsiTunnel {
-                        flags,
-                        tunnel_type,
-                        label,
-                        tunnel_id: id.into(),
-                    }),
+                    pmsi_tunnel: pmsi.map(
+                        |(flags, tunnel_type, label, id): (u8, u8, [u8; 3], Vec<u8>)| PmsiTunnel {
+                            flags,
+                            // Ingress replication names an IPv4 or IPv6 endpoint; other
+                            // identifiers go with another tunnel type.
+                            tunnel_type: if tunnel_type == 6 && !matches!(id.len(), 4 | 16) {
+                                7
+                            } else {
+                                tunnel_type
+                            },
+                            label,
+                            tunnel_id: id.into(),
+                        },
+                    ),
                     other,
                 }
             },

@@ -154,6 +154,26 @@ fn rfc7432_15_move_to_a_higher_sequence_replaces_in_place() {
     assert!(p.apply(&[gone(&old)]).is_empty());
 }
 
+/// The same VTEP advertising a MAC again with a higher sequence (it took the MAC
+/// back from us before withdrawing): the entry is set again, so the FIB checks its
+/// local MAC against the new sequence (RFC 7432 §15.1).
+#[test]
+fn rfc7432_15_a_higher_sequence_from_the_same_vtep_is_set_again() {
+    let mut p = Planner::new([LOCAL]);
+    let (_, c0) = mac_ip(2, 7, None, 0);
+    assert_eq!(p.apply(&[c0]).len(), 1);
+    let (_, c2) = mac_ip(2, 7, None, 2);
+    let set = FibOp::MacSet(RemoteMac {
+        vni: 42,
+        mac: mac(7),
+        vtep: vtep(2),
+    });
+    assert_eq!(p.apply(&[c2]), vec![set]);
+    // The same sequence again changes nothing.
+    let (_, again) = mac_ip(2, 7, None, 2);
+    assert!(p.apply(&[again]).is_empty());
+}
+
 #[test]
 fn add_and_delete_in_one_batch_cancel() {
     let mut p = Planner::new([LOCAL]);
