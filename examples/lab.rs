@@ -1585,6 +1585,17 @@ fn migrate(lab: &mut Lab, checks: &mut Checks) {
     lab.background.push(ping);
     std::thread::sleep(Duration::from_millis(500));
 
+    // The VM's routes' MAC-mobility sequence before the move (RFC 7432 §15).
+    let seqs_of = |lab: &Lab| -> Vec<u64> {
+        lab.rr_routes()
+            .iter()
+            .filter(|r| r["type"] == 2 && r["mac"] == vm.vm_mac)
+            .flat_map(|r| r["paths"].as_array().cloned().unwrap_or_default())
+            .filter(|p| p["best"] == true)
+            .map(|p| p["mac_mobility"]["seq"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    let seq_before = seqs_of(lab).into_iter().max().unwrap_or(0);
     let moved_at = Instant::now();
     show_cmd(&format!(
         "ip -n {} link del {}      (the veth's other end, eth0 in {}, goes with it)",
@@ -1791,13 +1802,23 @@ fn migrate(lab: &mut Lab, checks: &mut Checks) {
                 .join(", ")
         ),
     );
-    let seq = lab
-        .rr_routes()
-        .iter()
-        .filter(|r| r["type"] == 2 && r["mac"] == vm.vm_mac)
-        .flat_map(|r| r["paths"].as_array().cloned().unwrap_or_default())
-        .filter_map(|p| p["mac_mobility"]["seq"].as_u64())
-        .max();
+    let seqs = seqs_of(lab);
+    let seq = seqs.iter().copied().max();
+    // RFC 7432 §15: the MAC and the MAC/IP route carry one sequence, and the new host
+    // advertises either one above the old host's (its route was still there when the
+    // MAC was learned) or 0 (it was withdrawn first): nothing else.
+    checks.check(
+        seqs.len() == 2
+            && seqs.iter().all(|&n| Some(n) == seq)
+            && seq.is_some_and(|n| n == 0 || n == seq_before + 1),
+        &format!(
+            "the routes of {} from host {} carry one MAC-mobility sequence, 0 or one above \
+             host {}'s {seq_before} (now: {seqs:?})",
+            vm.vm_mac,
+            to + 1,
+            from + 1
+        ),
+    );
     say(&match seq {
         Some(n) if n > 0 => format!(
             "Host {t}'s routes carry MAC-mobility sequence number {n} (RFC 7432 §15): host {t}\n\
