@@ -31,7 +31,8 @@ pub struct Agent {
     rib_tx: mpsc::Sender<RibCmd<L2vpnEvpn>>,
     /// VNI → our VTEP address for it.
     vteps: HashMap<u32, IpAddr>,
-    macs: HashMap<(u32, Mac), u32>,
+    /// Local MACs: (MAC-mobility sequence, sticky).
+    macs: HashMap<(u32, Mac), (u32, bool)>,
     ips: HashMap<(u32, IpAddr), Mac>,
     /// What we originated, to withdraw exactly that.
     originated: HashMap<EvpnKey, (u32, EvpnRoute)>,
@@ -82,11 +83,12 @@ impl Agent {
                 mac,
                 present,
                 seq,
+                sticky,
             } => {
                 if present {
-                    let old = self.macs.insert((vni, mac), seq);
+                    let old = self.macs.insert((vni, mac), (seq, sticky));
                     self.originate_mac(vni, mac, None, out);
-                    if old != Some(seq) {
+                    if old != Some((seq, sticky)) {
                         // Re-advertise its addresses with the new sequence too (also
                         // when they were learned before the MAC: they went out without
                         // the MAC's sequence, RFC 7432 §15 wants it on every route).
@@ -218,7 +220,8 @@ impl Agent {
             ip,
             &[originate::auto_rt(self.asn, v)],
             // RFC 7432 §15: the MAC's sequence goes on all its routes.
-            self.macs.get(&(vni, mac)).map(|&seq| (seq, false)),
+            // A static local MAC is sticky (RFC 7432 §15.2).
+            self.macs.get(&(vni, mac)).copied(),
         ))
     }
 
@@ -394,6 +397,7 @@ mod tests {
                 mac: MAC,
                 present: true,
                 seq: 0,
+                sticky: false,
             },
             &mut out,
         );
@@ -454,6 +458,7 @@ mod tests {
                 mac: MAC,
                 present: true,
                 seq: 2,
+                sticky: false,
             },
             &mut out,
         );
@@ -477,6 +482,45 @@ mod tests {
         );
     }
 
+    /// RFC 7432 §15.2: a static local MAC is advertised sticky, on its MAC/IP routes too.
+    #[test]
+    fn rfc7432_15_2_static_local_mac_is_advertised_sticky() {
+        let mut a = agent();
+        let mut out = Vec::new();
+        a.event(KernelEvent::VniUp(dev(true)), &mut out);
+        out.clear();
+        a.event(
+            KernelEvent::LocalMac {
+                vni: 42,
+                mac: MAC,
+                present: true,
+                seq: 0,
+                sticky: true,
+            },
+            &mut out,
+        );
+        let ip: IpAddr = "198.18.0.7".parse().unwrap();
+        a.event(
+            KernelEvent::LocalIp {
+                vni: 42,
+                mac: MAC,
+                ip,
+                present: true,
+            },
+            &mut out,
+        );
+        let stickies: Vec<bool> = out
+            .iter()
+            .filter_map(|i| match i {
+                RibInput::Update { attrs, .. } => {
+                    Some(evpn::mobility::mobility(&attrs.attrs).is_some_and(|m| m.sticky))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(stickies, vec![true, true], "{out:?}");
+    }
+
     #[test]
     fn rfc7432_15_moved_in_mac_carries_its_sequence_on_every_route() {
         let mut a = agent();
@@ -489,6 +533,7 @@ mod tests {
                 mac: MAC,
                 present: true,
                 seq: 3,
+                sticky: false,
             },
             &mut out,
         );
@@ -503,6 +548,7 @@ mod tests {
                 mac: MAC,
                 present: false,
                 seq: 3,
+                sticky: false,
             },
             &mut out,
         );

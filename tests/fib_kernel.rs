@@ -1440,3 +1440,58 @@ fn a_flapping_mac_is_frozen_then_cleared() {
         "nothing left to clear"
     );
 }
+
+/// RFC 7432 §15.2: a static entry on a local port (`bridge fdb add ... static`) is a
+/// sticky MAC: advertised with the sticky flag, and it never moves away, not even to a
+/// remote VTEP that advertises it with a higher sequence (the bridge keeps it on the
+/// local port, the route stays).
+#[test]
+fn a_static_local_mac_is_sticky_and_never_moves() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(&[]);
+    let a = lab.u.ip(0).to_string();
+    let (m, vtep) = (lab.mac(9), lab.vtep(21));
+    let _vm = vm_add(lab.ha(), "br0", "vm0", &format!("{}/24", lab.ip4(9)), None);
+    let prefix = format!("[2]:[0]:[48]:[{m}]");
+    lab.ha()
+        .run_ok(&format!("bridge fdb add {m} dev vm0 master static"));
+    let mut p = None;
+    assert!(
+        wait_until(WAIT, || {
+            p = path_from(&lab.b, &prefix, &a);
+            p.is_some()
+        }),
+        "the static MAC is not advertised\n{}",
+        lab.a.logs()
+    );
+    let p = p.unwrap();
+    assert_eq!(p["mac_mobility"]["sticky"], true, "{p:#}");
+    // A remote VTEP claims it with a higher sequence: it stays here.
+    lab.b.cli(&[
+        "route",
+        "add",
+        "mac-ip",
+        "--vni",
+        "42",
+        "--mac",
+        &m,
+        "--next-hop",
+        &vtep,
+        "--mobility-seq",
+        "5",
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        path_from(&lab.b, &prefix, &a).is_some(),
+        "the sticky MAC was withdrawn\n{}",
+        lab.a.logs()
+    );
+    let br = lab.ha().run_ok("bridge fdb show br br0");
+    assert!(
+        br.lines()
+            .any(|l| l.starts_with(&m) && l.contains("dev vm0") && l.contains("static")),
+        "the bridge no longer has the MAC on its port:\n{br}"
+    );
+}

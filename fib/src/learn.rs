@@ -23,6 +23,9 @@ pub enum NeighView {
         ext_learned: bool,
         own: bool,
         permanent: bool,
+        /// `bridge fdb add ... static` (NUD_NOARP): a static MAC, sticky when local
+        /// (RFC 7432 §15.2).
+        static_entry: bool,
     },
     /// An IP neighbour on device `ifindex`.
     Ip {
@@ -65,6 +68,7 @@ pub fn neigh_view(m: &NeighbourMessage) -> Option<NeighView> {
             ext_learned,
             own: m.header.flags.contains(NeighbourFlags::Own),
             permanent: m.header.state == NeighbourState::Permanent,
+            static_entry: m.header.state == NeighbourState::Noarp,
         }),
         AddressFamily::Inet | AddressFamily::Inet6 => {
             let usable = matches!(

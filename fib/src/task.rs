@@ -77,6 +77,9 @@ pub enum KernelEvent {
         mac: Mac,
         present: bool,
         seq: u32,
+        /// A static entry on the local port: advertised sticky (RFC 7432 §15.2), it
+        /// never moves away.
+        sticky: bool,
     },
     LocalIp {
         vni: u32,
@@ -194,6 +197,8 @@ struct Fib {
     local: Local,
     /// MACs that move too often, frozen.
     dad: Dad,
+    /// Local MACs from static bridge entries: sticky.
+    local_sticky: HashSet<(u32, Mac)>,
     /// The local IPs that a kernel neighbour entry taught (not snooping): only these
     /// go when a neighbour entry fails or is deleted.
     neigh_ips: HashSet<(u32, IpAddr)>,
@@ -229,6 +234,7 @@ pub async fn run(
         reconcile_at: Some(Instant::now() + cfg.reconcile_after),
         local: Local::new(cfg.limits),
         dad: Dad::new(cfg.dad),
+        local_sticky: HashSet::new(),
         cfg,
         handle,
         writer,
@@ -420,11 +426,13 @@ impl Fib {
         let Some(seq) = self.local.remove_mac(vni, mac) else {
             return Vec::new();
         };
+        let sticky = self.local_sticky.remove(&(vni, mac));
         self.up(KernelEvent::LocalMac {
             vni,
             mac,
             present: false,
             seq,
+            sticky,
         });
         let gone: Vec<IpAddr> = self.local.ips_of(vni, mac);
         for ip in gone {
@@ -473,7 +481,7 @@ impl Fib {
                         .map_or_else(Default::default, |(_, r)| r);
                     let local = evpn::MacMobility {
                         seq: local_seq,
-                        sticky: false,
+                        sticky: self.local_sticky.contains(&(m.vni, m.mac)),
                     };
                     // Without a known local address, an equal sequence keeps ours.
                     let local_vtep = self
@@ -837,6 +845,13 @@ impl Fib {
                     return;
                 };
                 let (vni, mac) = key;
+                let sticky = matches!(
+                    *n,
+                    NeighView::Fdb {
+                        static_entry: true,
+                        ..
+                    }
+                );
                 if present {
                     if self.local.has_mac(vni, mac) {
                         return;
@@ -847,15 +862,19 @@ impl Fib {
                         tracing::debug!(vni, %mac, "duplicate MAC, frozen: seen here, not advertised");
                         return;
                     }
-                    if let Some((r, m)) = remote.filter(|(_, m)| m.sticky) {
+                    if let Some((r, m)) = remote.filter(|(_, m)| m.sticky && !sticky) {
                         // RFC 7432 §15.2: a sticky (static) MAC never moves; seeing it
                         // here is a loop or a misconfiguration, not a move.
                         tracing::warn!(vni, %mac, vtep = %r.vtep, seq = m.seq,
                             "MAC is sticky at another VTEP: seen here, not advertised");
                         return;
                     }
+                    if sticky && remote.is_some_and(|(_, m)| m.sticky) {
+                        tracing::warn!(vni, %mac, "MAC is static here and sticky at another VTEP \
+                            (RFC 7432 §15.2): a misconfiguration; the sequence decides");
+                    }
                     // A move here; one too many freezes it where it was (remote).
-                    if remote.is_some() {
+                    if remote.is_some() && !sticky {
                         if let Some(f) = self.dad.moved(vni, mac, false, now) {
                             self.froze(vni, mac, f);
                             return;
@@ -869,11 +888,15 @@ impl Fib {
                         self.refused(vni, mac, None, why);
                         return;
                     }
+                    if sticky {
+                        self.local_sticky.insert((vni, mac));
+                    }
                     self.up(KernelEvent::LocalMac {
                         vni,
                         mac,
                         present,
                         seq,
+                        sticky,
                     });
                     for ip in self.unplaced.remove(&mac).unwrap_or_default() {
                         self.local_ip(vni, ip, mac);
