@@ -1495,3 +1495,179 @@ fn a_static_local_mac_is_sticky_and_never_moves() {
         "the bridge no longer has the MAC on its port:\n{br}"
     );
 }
+
+/// The bridge removed (its ports leave it, the kernel drops its neighbours) and made
+/// again with the vxlan device as a port: the VNI goes and comes back, and every entry
+/// the routes want is programmed again; nothing of ours is left while it is gone.
+#[test]
+fn bridge_removed_and_recreated_is_reprogrammed() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(&[]);
+    let ha = lab.ha();
+    let (v1, m1, ip1) = (lab.vtep(10), lab.mac(1), lab.ip4(11));
+    lab.multicast("add", &v1);
+    lab.mac_ip("add", &m1, Some(&ip1), &v1);
+    let all = Expect::default().flood(&v1).mac(&m1, &v1).neigh(&ip1, &m1);
+    lab.wait_kernel(&all, "before removing br0");
+
+    ha.run_ok("ip link del br0");
+    assert!(
+        wait_until(WAIT, || vni42(&lab.a).is_none_or(|v| v["bridge"].is_null())),
+        "show vnis still has VNI 42 on a bridge: {:#}",
+        lab.a.json(&["show", "vnis"])
+    );
+    // The vxlan device keeps its own entries (flood list, remote MAC); the bridge's
+    // entries went with it. vxbgp must not have crashed or stopped following.
+    bridge_add(ha, "br0");
+    ha.run_ok("ip link set vxlan0 master br0");
+    ha.run_ok("bridge link set dev vxlan0 learning off neigh_suppress on");
+    assert!(
+        wait_until(WAIT, || vni42(&lab.a)
+            .is_some_and(|v| v["bridge"] == "br0" && v["up"] == true)),
+        "show vnis does not find VNI 42 on the new br0: {:#}",
+        lab.a.json(&["show", "vnis"])
+    );
+    lab.wait_kernel(&all, "after br0 was made again");
+    assert_show_fib(&lab.a, &all);
+}
+
+/// The underlay link cut (hold timer 3 s) and restored: the routes learnt over it go
+/// with the session, and come back into the kernel when it is up again.
+#[test]
+fn link_cut_and_restored_withdraws_then_reprograms() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(&["--hold-time", "3"]);
+    let (v1, m1, ip1) = (lab.vtep(10), lab.mac(1), lab.ip4(11));
+    lab.multicast("add", &v1);
+    lab.mac_ip("add", &m1, Some(&ip1), &v1);
+    let all = Expect::default().flood(&v1).mac(&m1, &v1).neigh(&ip1, &m1);
+    lab.wait_kernel(&all, "before the cut");
+    let b = lab.u.ip(1).to_string();
+
+    lab.u.switch().run_ok("ip link set p1 down");
+    assert!(
+        wait_until(WAIT, || lab.a.neighbor_state(&b).as_deref()
+            != Some("Established")),
+        "the session outlived the cut link (hold time 3 s)"
+    );
+    lab.wait_kernel(&Expect::default(), "while the link is cut");
+
+    lab.u.switch().run_ok("ip link set p1 up");
+    lab.a.wait_established(&b, WAIT);
+    lab.wait_kernel(&all, "after the link came back");
+}
+
+/// `--no-fib` (a dedicated reflector) never touches the kernel, even on a host with a
+/// VNI: routes it holds program nothing, a MAC on its bridge is not learned or
+/// advertised, the bridge port's flags are left as they are, and `show fib` says why.
+#[test]
+fn no_fib_never_touches_the_kernel() {
+    if !require_root() {
+        return;
+    }
+    let u = Underlay::new(2);
+    let ha = u.host(0);
+    bridge_add(ha, "br0");
+    vxlan_add(ha, "vxlan0", VNI, u.ip(0), "br0");
+    ha.run_ok("bridge link set dev vxlan0 learning on neigh_suppress off");
+    let before = read_kernel(ha);
+    let (a, b) = (u.ip(0).to_string(), u.ip(1).to_string());
+    let va = Vxbgp::start(
+        ha,
+        &[
+            "--asn",
+            "65001",
+            "--router-id",
+            &a,
+            "--neighbor",
+            &b,
+            "--no-fib",
+            "--fix-ports",
+        ],
+    );
+    let vb = Vxbgp::start(
+        u.host(1),
+        &[
+            "--asn",
+            "65001",
+            "--router-id",
+            &b,
+            "--neighbor",
+            &a,
+            "--no-fib",
+        ],
+    );
+    va.wait_established(&b, WAIT);
+    let m = format!("02:00:00:{:02x}:00:31", u.subnet());
+    let vtep = Ipv4Addr::new(198, 19, u.subnet(), 40).to_string();
+    vb.cli(&[
+        "route",
+        "add",
+        "multicast",
+        "--vni",
+        "42",
+        "--next-hop",
+        &vtep,
+    ]);
+    vb.cli(&[
+        "route",
+        "add",
+        "mac-ip",
+        "--vni",
+        "42",
+        "--mac",
+        &m,
+        "--ip",
+        &u.overlay_ip(31).to_string(),
+        "--next-hop",
+        &vtep,
+    ]);
+    let prefix = format!("[2]:[0]:[48]:[{m}]:[32]:[{}]", u.overlay_ip(31));
+    assert!(
+        wait_until(WAIT, || va.route(&prefix).is_some()),
+        "A lacks the feeder's route: {:?}",
+        va.prefixes()
+    );
+    // A VM on A's bridge.
+    let vm_mac = format!("02:00:00:{:02x}:00:32", u.subnet());
+    let vm = vm_add(
+        ha,
+        "br0",
+        "vm0",
+        &format!("{}/24", u.overlay_ip(32)),
+        Some(&vm_mac),
+    );
+    let _ = vm.exec(&[
+        "arping",
+        "-U",
+        "-c1",
+        "-I",
+        "eth0",
+        &u.overlay_ip(32).to_string(),
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+
+    let after = read_kernel(ha);
+    assert!(
+        after.ours().is_empty(),
+        "entries programmed: {:?}",
+        after.ours()
+    );
+    assert_eq!(
+        port_flags(ha, "vxlan0"),
+        (Some(true), Some(false)),
+        "--no-fib changed the bridge port"
+    );
+    assert_eq!(before.ours(), after.ours());
+    assert!(
+        !vb.prefixes().iter().any(|p| p.contains(&vm_mac)),
+        "A advertised its VM's MAC: {:?}",
+        vb.prefixes()
+    );
+    let e = va.try_cli(&["show", "fib"]).unwrap_err();
+    assert!(e.contains("--no-fib"), "{e}");
+}

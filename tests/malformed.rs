@@ -757,6 +757,38 @@ fn missing_mandatory_attribute_treat_as_withdraw() {
     lab.assert_good_intact();
 }
 
+/// RFC 7606 §5.2: an UPDATE with path attributes but no NLRI at all (no NLRI field, no
+/// MP_REACH, no MP_UNREACH) whose attributes are malformed has nothing to withdraw:
+/// no NOTIFICATION, the session and every route stay.
+#[test]
+fn attribute_errors_without_nlri_change_nothing() {
+    if !require_root() {
+        return;
+    }
+    let mut lab = Lab::new();
+    let mut p = lab.established();
+    let (_, prefix) = lab.announce(&mut p, 1);
+    let bad = update(&[
+        attr(0x40, 1, &[0, 0]), // ORIGIN of length 2
+        as_path_empty(),
+        local_pref(100),
+        attr(0x80, 9, &[198, 19, 0, 9, 9]), // ORIGINATOR_ID of length 5
+        ext_communities(),
+    ]);
+    assert_eq!(
+        codec_verdict(&bad),
+        Ok(Some(bgp::wire::Action::TreatAsWithdraw))
+    );
+    p.send(&bad);
+    p.expect_quiet(Duration::from_secs(1));
+    lab.wait_present(&prefix);
+    let n = lab.vx.neighbor(&lab.raw_ip().to_string()).expect("raw");
+    assert_eq!(n["state"], "Established", "{n:#}");
+    assert_eq!(n["established_transitions"], 1, "{n:#}");
+    lab.announce(&mut p, 2);
+    lab.assert_good_intact();
+}
+
 /// RFC 7606 §3(g): two MP_REACH_NLRI in one UPDATE → NOTIFICATION 3/1 (Malformed
 /// Attribute List), session reset, the peer's routes withdrawn.
 #[test]
