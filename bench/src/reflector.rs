@@ -198,8 +198,12 @@ impl Reflector {
                     Role::Reflector { .. } => argv.push(s("-Z")),
                     // zebra runs in the foreground (no -d), so it is our child and its
                     // PID is the one we stop; bgpd waits for its API socket.
+                    // `-s 90000000`: the netlink receive buffer Debian's /etc/frr/daemons
+                    // gives zebra (without it zebra can overrun and exit while withdrawing).
                     Role::Vtep { .. } => {
-                        before.push(("zebra", frr_argv(ZEBRA, "zebra"), run.join("zserv.api")))
+                        let mut zebra = frr_argv(ZEBRA, "zebra");
+                        zebra.extend([s("-s"), s("90000000")]);
+                        before.push(("zebra", zebra, run.join("zserv.api")))
                     }
                 }
                 (argv, Ctl::Frr { pathspace: name }, vec![etc, run])
