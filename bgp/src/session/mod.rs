@@ -6,7 +6,8 @@
 //!  RIB ──OutBatch (cap PEER_QUEUE)──►│   │  up to two connections (collision, RFC 4271 §6.8)
 //!                                    └───┴─► writer task per connection (Bytes, cap WRITE_QUEUE)
 //! ```
-//! The task drives the pure [`fsm::Fsm`] of each connection and does the I/O. It
+//! Every decision is the pure [`machine::SessionMachine`]'s (connections, their
+//! [`fsm::Fsm`]s, collisions, what the RIB hears); this task only does its I/O. It
 //! reads the socket only while the RIB has room for what it decoded, so a slow RIB
 //! stops the peer through TCP while timers keep running; writes go through a writer
 //! task so a peer that does not read cannot stall our reads and keepalives.
@@ -14,6 +15,8 @@
 pub mod collision;
 mod conn;
 pub mod fsm;
+mod inbound;
+pub mod machine;
 pub mod timers;
 
 use std::collections::VecDeque;
@@ -26,13 +29,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::af::AddressFamily;
-use crate::peer::{PeerId, PeerInfo, PeerKind};
+use crate::peer::{PeerId, PeerKind};
 use crate::rib::task::{OutQueue, RibCmd, SessionOut};
 use crate::rib::RibInput;
 use crate::wire::notification::codes;
-use crate::wire::NotificationMsg;
-use conn::{Conn, ConnEvent};
-use fsm::{FsmConfig, Output};
+use conn::{Conn, Read};
+use fsm::FsmConfig;
+use machine::{Action, ConnId, Event, SessionMachine};
 use timers::Backoff;
 
 /// How long one TCP connect attempt may take.
@@ -295,51 +298,39 @@ impl<A: AddressFamily> Session<A> {
         }
     }
 
-    /// Runs connections until none is left. Returns why, and a connection accepted
-    /// meanwhile that should be served next.
+    /// Runs connections until none is left: the sockets, timers and channels around
+    /// the [`SessionMachine`], which decides everything. Returns why, and a connection
+    /// accepted meanwhile that should be served next.
     async fn serve(
         &mut self,
         stream: TcpStream,
         outgoing: bool,
         mut connecting: Option<Connecting>,
     ) -> (Ended, Option<TcpStream>) {
-        let peer_id = self.cfg.id;
-        let mut slots: [Option<Conn>; 2] = [
-            Some(Conn::new(stream, outgoing, &self.cfg.fsm, &self.status)),
-            None,
-        ];
-        self.set_state("OpenSent");
-        // Unbounded, but the RIB paces what it puts here by `queue`'s byte count.
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<SessionOut>();
-        let mut queue = Arc::new(OutQueue::default());
-        let mut out_tx = Some(out_tx);
-        let mut established: Option<usize> = None;
-        // The peer's (BGP identifier, AS) from the first OPEN received.
-        let mut remote: Option<(Ipv4Addr, u32)> = None;
+        let mut io = Io {
+            conns: [None, None],
+            out: None,
+        };
+        let mut m = SessionMachine::<A>::new(self.cfg.clone());
         let mut result = Ended::Retry;
-        loop {
-            if slots.iter().all(Option::is_none) {
-                break;
-            }
+        let acts = m.handle(Event::Connected { outgoing }, Instant::now());
+        self.act(acts, &mut io, Some(stream));
+        while !m.is_done() {
             let can_read = self.inbox.is_empty();
-            let can_write = established
-                .and_then(|i| slots.get(i).and_then(Option::as_ref))
-                .is_some_and(|c| c.writer_has_room());
-            let deadline = slots
-                .iter()
-                .flatten()
-                .filter_map(|c| c.fsm.next_deadline())
-                .min();
-            let ev = {
-                let [s0, s1] = &mut slots;
+            let sending = m
+                .established()
+                .filter(|&i| io.conn(i).is_some_and(|c| c.writer_has_room()));
+            let wake = {
+                let [c0, c1] = &mut io.conns;
+                let out_rx = io.out.as_mut().map(|(rx, _)| rx);
                 tokio::select! {
-                    ev = conn_event(s0.as_mut()), if s0.is_some() && can_read => (0, ev),
-                    ev = conn_event(s1.as_mut()), if s1.is_some() && can_read => (1, ev),
-                    _ = sleep_until(deadline) => (2, ConnEvent::Tick),
-                    r = until_connected(&mut connecting) => (2, match r {
-                        Some(s) => ConnEvent::Connected(s),
-                        None => ConnEvent::Tick,
-                    }),
+                    r = next_frame(c0.as_mut()), if can_read => Wake::Read(0, r),
+                    r = next_frame(c1.as_mut()), if can_read => Wake::Read(1, r),
+                    _ = sleep_until(m.next_deadline()) => Wake::Tick,
+                    r = until_connected(&mut connecting) => match r {
+                        Some(s) => Wake::Connection(s, true),
+                        None => Wake::Tick,
+                    },
                     permit = self.rib_tx.reserve(), if !self.inbox.is_empty() => {
                         match (permit, self.inbox.pop_front()) {
                             (Ok(p), Some(cmd)) => {
@@ -349,262 +340,67 @@ impl<A: AddressFamily> Session<A> {
                             (Ok(_), None) => continue,
                             (Err(_), _) => {
                                 tracing::error!("RIB is gone; stopping session");
+                                self.inbox.clear();
                                 result = Ended::Stop;
-                                (2, ConnEvent::Shutdown(codes::cease::ADMINISTRATIVE_SHUTDOWN))
+                                Wake::Stop(codes::cease::ADMINISTRATIVE_SHUTDOWN)
                             }
                         }
                     }
-                    batch = out_rx.recv(), if can_write => (3, match batch {
-                        Some(b) => ConnEvent::Out(b),
-                        None => ConnEvent::Tick,
-                    }),
-                    cmd = self.cmd_rx.recv() => (2, match cmd {
-                        Some(SessionCmd::Accepted(s)) => ConnEvent::Accepted(s),
+                    batch = recv_out(out_rx), if sending.is_some() => Wake::Out(batch),
+                    cmd = self.cmd_rx.recv() => match cmd {
+                        Some(SessionCmd::Accepted(s)) => Wake::Connection(s, false),
                         Some(SessionCmd::Stop { subcode }) => {
                             result = Ended::Stop;
-                            ConnEvent::Shutdown(subcode)
+                            Wake::Stop(subcode)
                         }
                         None => {
                             result = Ended::Stop;
-                            ConnEvent::Shutdown(codes::cease::ADMINISTRATIVE_SHUTDOWN)
+                            Wake::Stop(codes::cease::ADMINISTRATIVE_SHUTDOWN)
                         }
-                    }),
+                    },
                 }
             };
             let now = Instant::now();
-            let (slot, ev) = ev;
-            // Our own connect that made it is handled as the peer's is, but ours.
-            let (ev, ours) = match ev {
-                ConnEvent::Connected(s) => (ConnEvent::Accepted(s), true),
-                ev => (ev, false),
+            let ev_frame;
+            let ev = match wake {
+                Wake::Read(conn, Read::Frame(bytes)) => {
+                    self.status.send_modify(|s| s.messages_received += 1);
+                    ev_frame = bytes;
+                    Event::Frame {
+                        conn,
+                        bytes: &ev_frame,
+                    }
+                }
+                Wake::Read(conn, Read::BadHeader(notify)) => Event::BadHeader { conn, notify },
+                Wake::Read(conn, Read::Failed(reason)) => Event::Failed { conn, reason },
+                Wake::Tick => Event::Tick,
+                Wake::Stop(subcode) => Event::Stop { subcode },
+                Wake::Connection(s, outgoing) => {
+                    let acts = m.handle(Event::Connected { outgoing }, now);
+                    self.act(acts, &mut io, Some(s));
+                    continue;
+                }
+                Wake::Out(Some(SessionOut::Batch(batch))) => {
+                    if let Some((i, c, queue)) = sending.and_then(|i| io.sender(i)) {
+                        let n = c.send_shared(batch, self.cfg.id, &queue);
+                        self.status.send_modify(|s| s.updates_sent += n);
+                        m.sent(i, now);
+                    }
+                    continue;
+                }
+                Wake::Out(Some(SessionOut::OverLimit(limit))) => Event::OverLimit(limit),
+                Wake::Out(None) => continue,
             };
-            // Turn the event into FSM outputs per connection.
-            let mut outputs: Vec<(usize, Output)> = Vec::new();
-            match ev {
-                ConnEvent::Frame(frame) => {
-                    if let Some(c) = slots.get_mut(slot).and_then(Option::as_mut) {
-                        self.status.send_modify(|s| s.messages_received += 1);
-                        for o in c.on_frame(&frame, now) {
-                            outputs.push((slot, o));
-                        }
-                    }
-                }
-                ConnEvent::BadHeader(n) => {
-                    if let Some(c) = slots.get_mut(slot).and_then(Option::as_mut) {
-                        for o in c.fsm.close(Some(n), "bad message header") {
-                            outputs.push((slot, o));
-                        }
-                    }
-                }
-                ConnEvent::Failed(reason) => {
-                    if let Some(c) = slots.get_mut(slot).and_then(Option::as_mut) {
-                        for o in c.fail(reason) {
-                            outputs.push((slot, o));
-                        }
-                    }
-                }
-                ConnEvent::Tick => {
-                    for (i, c) in slots.iter_mut().enumerate() {
-                        if let Some(c) = c {
-                            for o in c.fsm.poll(now) {
-                                outputs.push((i, o));
-                            }
-                        }
-                    }
-                }
-                ConnEvent::Out(SessionOut::Batch(batch)) => {
-                    if let Some(i) = established {
-                        if let Some(c) = slots.get_mut(i).and_then(Option::as_mut) {
-                            let n = c.send_shared(batch, peer_id, &queue, now);
-                            self.status.send_modify(|s| {
-                                s.updates_sent += n;
-                            });
-                        }
-                    }
-                }
-                ConnEvent::Out(SessionOut::OverLimit(limit)) => {
-                    if let Some(i) = established {
-                        if let Some(c) = slots.get_mut(i).and_then(Option::as_mut) {
-                            // RFC 4486 §4: AFI, SAFI and the upper bound.
-                            let mut data = A::AFI.to_be_bytes().to_vec();
-                            data.push(A::SAFI);
-                            data.extend_from_slice(
-                                &u32::try_from(limit).unwrap_or(u32::MAX).to_be_bytes(),
-                            );
-                            let n = NotificationMsg::new(
-                                codes::CEASE,
-                                codes::cease::MAXIMUM_PREFIXES_REACHED,
-                                data,
-                            );
-                            let why = format!("more than {limit} prefixes");
-                            for o in c.fsm.close(Some(n), &why) {
-                                outputs.push((i, o));
-                            }
-                        }
-                    }
-                }
-                ConnEvent::Connected(_) => {}
-                ConnEvent::Accepted(stream) => {
-                    let free = slots.iter().position(Option::is_none);
-                    match (established, free) {
-                        (None, Some(i)) => {
-                            tracing::info!(ours, "second connection to the peer: collision check");
-                            let c = Conn::new(stream, ours, &self.cfg.fsm, &self.status);
-                            if let Some(s) = slots.get_mut(i) {
-                                *s = Some(c);
-                            }
-                            // The peer's identifier is known from the other connection's
-                            // OPEN: decide now (RFC 4271 §6.8 allows it), else on this
-                            // one's OPEN.
-                            if let Some(ids) = remote.map(|r| self.ids(r)) {
-                                self.resolve_collision(&mut slots, ids);
-                            }
-                        }
-                        _ => {
-                            // RFC 4271 §6.8: a collision with an Established connection
-                            // is resolved in favour of the Established one.
-                            tracing::info!(
-                                ours,
-                                "connection collision: the Established connection stays"
-                            );
-                            Conn::new(stream, ours, &self.cfg.fsm, &self.status).reject_collision();
-                        }
-                    }
-                }
-                ConnEvent::Shutdown(subcode) => {
-                    for (i, c) in slots.iter_mut().enumerate() {
-                        if let Some(c) = c {
-                            let n = NotificationMsg::new(codes::CEASE, subcode, Vec::new());
-                            for o in c.fsm.close(Some(n), "shutdown") {
-                                outputs.push((i, o));
-                            }
-                        }
-                    }
-                }
-            }
-            for (i, o) in outputs {
-                match o {
-                    Output::Send(msg) => {
-                        if let Some(c) = slots.get_mut(i).and_then(Option::as_mut) {
-                            c.send(&msg, now);
-                        }
-                    }
-                    Output::OpenReceived {
-                        remote_id,
-                        remote_asn,
-                    } => {
-                        remote = Some((remote_id, remote_asn));
-                        if let Some(c) = slots.get(i).and_then(Option::as_ref) {
-                            if c.fsm.state() == fsm::State::OpenConfirm {
-                                self.set_state("OpenConfirm");
-                            }
-                        }
-                        self.resolve_collision(&mut slots, self.ids((remote_id, remote_asn)));
-                    }
-                    Output::Established(n) => {
-                        established = Some(i);
-                        self.backoff.reset();
-                        let kind = self.cfg.kind(n.remote_asn);
-                        let info = PeerInfo {
-                            id: peer_id,
-                            addr: self.cfg.addr,
-                            asn: n.remote_asn,
-                            bgp_id: n.remote_id,
-                            kind,
-                            as4: n.as4,
-                            max_prefixes: self.cfg.max_prefixes,
-                        };
-                        tracing::info!(remote_id = %n.remote_id, asn = n.remote_asn, ?kind, hold = n.hold_time, "session established");
-                        if let Some(c) = slots.get_mut(i).and_then(Option::as_mut) {
-                            c.on_established(&n);
-                        }
-                        self.status.send_modify(|s| {
-                            s.state = "Established";
-                            s.remote_id = Some(n.remote_id);
-                            s.remote_asn = Some(n.remote_asn);
-                            s.kind = Some(kind);
-                            s.hold_time = Some(n.hold_time);
-                            s.established_at = Some(SystemTime::now());
-                            s.established_transitions += 1;
-                            s.last_error = None;
-                        });
-                        if out_tx.is_none() {
-                            // A connection that replaced one the RIB saw come up: the
-                            // old one's routes go, and ours are sent again on this one.
-                            self.inbox
-                                .push_back(RibCmd::Input(RibInput::PeerDown(peer_id)));
-                            let (tx, rx) = mpsc::unbounded_channel::<SessionOut>();
-                            out_tx = Some(tx);
-                            out_rx = rx;
-                            queue = Arc::new(OutQueue::default());
-                        }
-                        if let Some(tx) = out_tx.take() {
-                            self.inbox.push_back(RibCmd::PeerUp {
-                                info,
-                                out_tx: tx,
-                                queue: queue.clone(),
-                            });
-                        }
-                    }
-                    Output::Update(update) => {
-                        self.status.send_modify(|s| s.updates_received += 1);
-                        match conn::routes_of::<A>(peer_id, update) {
-                            Ok(cmds) => self.inbox.extend(cmds),
-                            Err(n) => {
-                                if let Some(mut c) = slots.get_mut(i).and_then(Option::take) {
-                                    for o in c.fsm.close(Some(n.clone()), "malformed UPDATE") {
-                                        if let Output::Close { notify, reason } = o {
-                                            c.close(notify.as_ref(), &reason);
-                                        }
-                                    }
-                                }
-                                self.note_close(&format!("sent NOTIFICATION: {n}"));
-                                if established == Some(i) {
-                                    // The session is down: nothing that was waiting
-                                    // for it survives, and nothing says Established.
-                                    established = None;
-                                    slots = [None, None];
-                                    self.set_state("Idle");
-                                }
-                            }
-                        }
-                    }
-                    Output::RouteRefresh { afi, safi } => {
-                        if (afi, safi) == (A::AFI, A::SAFI) {
-                            self.inbox
-                                .push_back(RibCmd::Input(RibInput::RouteRefresh(peer_id)));
-                        }
-                    }
-                    Output::Close { notify, reason } => {
-                        if let Some(mut c) = slots.get_mut(i).and_then(Option::take) {
-                            c.close(notify.as_ref(), &reason);
-                            let what = match &notify {
-                                Some(n) => format!("{reason} (sent NOTIFICATION: {n})"),
-                                None => reason.clone(),
-                            };
-                            self.note_close(&what);
-                        }
-                        if established == Some(i) {
-                            established = None;
-                            // Everything that survives this connection is stale.
-                            slots = [None, None];
-                        }
-                    }
-                }
-            }
-            if established.is_some() && slots.iter().all(Option::is_none) {
-                established = None;
+            let acts = m.handle(ev, now);
+            self.act(acts, &mut io, None);
+        }
+        // Connection(s) gone: what the RIB must still hear (the peer's routes go).
+        while let Some(cmd) = self.inbox.pop_front() {
+            if self.rib_tx.send(cmd).await.is_err() {
+                break;
             }
         }
-        // Connection(s) gone: the peer's routes go with them.
-        let was_up = out_tx.is_none();
         self.inbox.clear();
-        if was_up {
-            let _ = self
-                .rib_tx
-                .send(RibCmd::Input(RibInput::PeerDown(peer_id)))
-                .await;
-        }
         self.status.send_modify(|s| {
             s.state = "Idle";
             s.established_at = None;
@@ -612,38 +408,99 @@ impl<A: AddressFamily> Session<A> {
         (result, None)
     }
 
-    fn ids(&self, (remote_id, remote_asn): (Ipv4Addr, u32)) -> collision::Ids {
-        collision::Ids {
-            local_id: self.cfg.fsm.router_id,
-            local_asn: self.cfg.fsm.local_asn,
-            remote_id,
-            remote_asn,
-        }
-    }
-
-    /// With two connections, closes the one [`collision::loser`] names.
-    fn resolve_collision(&self, slots: &mut [Option<Conn>; 2], ids: collision::Ids) {
-        let [Some(a), Some(b)] = &*slots else {
-            return;
-        };
-        let loser = match collision::loser(ids, a.collision_view(), b.collision_view()) {
-            collision::Which::First => 0,
-            collision::Which::Second => 1,
-        };
-        tracing::info!(
-            closed = if slots
-                .get(loser)
-                .and_then(Option::as_ref)
-                .is_some_and(|c| c.outgoing)
-            {
-                "ours"
-            } else {
-                "theirs"
-            },
-            "connection collision resolved"
-        );
-        if let Some(mut c) = slots.get_mut(loser).and_then(Option::take) {
-            c.reject_collision();
+    /// Does what the machine says, in its order. `new_stream`: the connection the
+    /// actions `Adopt` or `Refuse` are about.
+    fn act(&mut self, acts: Vec<Action<A>>, io: &mut Io, mut new_stream: Option<TcpStream>) {
+        let peer = self.cfg.id;
+        for a in acts {
+            match a {
+                Action::Adopt { conn } => {
+                    if let (Some(slot), Some(s)) = (io.conns.get_mut(conn), new_stream.take()) {
+                        *slot = Some(Conn::new(s, &self.status));
+                    }
+                }
+                Action::Refuse { notify } => {
+                    if let Some(s) = new_stream.take() {
+                        Conn::new(s, &self.status).close(Some(&notify));
+                    }
+                }
+                Action::Send { conn, msg } => {
+                    if let Some(c) = io.conn(conn) {
+                        c.send(&msg);
+                    }
+                }
+                Action::Close {
+                    conn,
+                    notify,
+                    reason,
+                } => {
+                    if let Some(c) = io.conns.get_mut(conn).and_then(Option::take) {
+                        c.close(notify.as_ref());
+                    }
+                    if notify.as_ref() == Some(&machine::collision_cease()) {
+                        tracing::info!(reason, "connection closed");
+                    } else {
+                        let what = match &notify {
+                            Some(n) => format!("{reason} (sent NOTIFICATION: {n})"),
+                            None => reason,
+                        };
+                        self.note_close(&what);
+                    }
+                }
+                Action::Established {
+                    conn,
+                    negotiated: n,
+                } => {
+                    if let Some(c) = io.conn(conn) {
+                        c.set_as4(n.as4);
+                    }
+                    self.backoff.reset();
+                    let kind = self.cfg.kind(n.remote_asn);
+                    tracing::info!(remote_id = %n.remote_id, asn = n.remote_asn, ?kind, hold = n.hold_time, "session established");
+                    self.status.send_modify(|s| {
+                        s.state = "Established";
+                        s.remote_id = Some(n.remote_id);
+                        s.remote_asn = Some(n.remote_asn);
+                        s.kind = Some(kind);
+                        s.hold_time = Some(n.hold_time);
+                        s.established_at = Some(SystemTime::now());
+                        s.established_transitions += 1;
+                        s.last_error = None;
+                    });
+                }
+                Action::PeerUp(info) => {
+                    // Unbounded, but the RIB paces what it puts here by `queue`'s bytes.
+                    let (out_tx, rx) = mpsc::unbounded_channel::<SessionOut>();
+                    let queue = Arc::new(OutQueue::default());
+                    io.out = Some((rx, queue.clone()));
+                    self.inbox.push_back(RibCmd::PeerUp {
+                        info,
+                        out_tx,
+                        queue,
+                    });
+                }
+                Action::Update(inputs) => {
+                    self.status.send_modify(|s| s.updates_received += 1);
+                    self.inbox.extend(inputs.into_iter().map(RibCmd::Input));
+                }
+                Action::RouteRefresh => {
+                    self.inbox
+                        .push_back(RibCmd::Input(RibInput::RouteRefresh(peer)));
+                }
+                Action::PeerDown => {
+                    // What was decoded and not yet taken by the RIB would be undone.
+                    self.inbox.clear();
+                    self.inbox
+                        .push_back(RibCmd::Input(RibInput::PeerDown(peer)));
+                    io.out = None;
+                }
+                Action::State(state) => {
+                    if state == "Idle" {
+                        self.status.send_modify(|s| s.established_at = None);
+                    }
+                    self.set_state(state);
+                }
+            }
         }
     }
 
@@ -654,9 +511,44 @@ impl<A: AddressFamily> Session<A> {
     }
 }
 
-async fn conn_event<B>(c: Option<&mut Conn>) -> ConnEvent<B> {
+/// The sockets and the RIB's output channel of one `serve`.
+struct Io {
+    conns: [Option<Conn>; 2],
+    /// What the RIB sends this peer, while it knows the peer is up.
+    out: Option<(mpsc::UnboundedReceiver<SessionOut>, Arc<OutQueue>)>,
+}
+
+impl Io {
+    fn conn(&mut self, i: ConnId) -> Option<&mut Conn> {
+        self.conns.get_mut(i).and_then(Option::as_mut)
+    }
+
+    fn sender(&mut self, i: ConnId) -> Option<(ConnId, &mut Conn, Arc<OutQueue>)> {
+        let queue = self.out.as_ref().map(|(_, q)| q.clone())?;
+        Some((i, self.conn(i)?, queue))
+    }
+}
+
+/// What woke the task.
+enum Wake {
+    Read(ConnId, Read),
+    Tick,
+    /// A TCP connection: the peer's (accepted) or ours (`true`).
+    Connection(TcpStream, bool),
+    Out(Option<SessionOut>),
+    Stop(u8),
+}
+
+async fn next_frame(c: Option<&mut Conn>) -> Read {
     match c {
-        Some(c) => c.next_event().await,
+        Some(c) => c.next_frame().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_out(rx: Option<&mut mpsc::UnboundedReceiver<SessionOut>>) -> Option<SessionOut> {
+    match rx {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }
