@@ -34,8 +34,15 @@ fn daemon_main(args: cli::DaemonArgs) -> ExitCode {
         .clone()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".into());
+    // A filter that cannot be read would silently log nothing: say so and stop.
+    let filter = match tracing_subscriber::EnvFilter::try_new(&filter) {
+        Ok(f) => f,
+        Err(e) => return fail(&format!(
+            "bad --log filter {filter:?}: {e} (try error, warn, info, debug, trace, or bgp=debug)"
+        )),
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -67,6 +67,9 @@ impl Daemon {
         std::fs::write(&cfg, config).unwrap();
         let socket = dir.join(format!("{name}.sock"));
         let log = dir.join(format!("{name}.log"));
+        if !cmd.get_args().any(|a| a == "--log") {
+            cmd.args(["--log", "debug"]);
+        }
         let child = cmd
             .args([
                 "--config",
@@ -74,7 +77,6 @@ impl Daemon {
                 "--socket",
                 socket.to_str().unwrap(),
             ])
-            .args(["--log", "debug"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -377,5 +379,55 @@ fn a_panicking_task_stops_the_daemon_with_its_cause() {
     assert!(
         logs.contains("a task panicked") && logs.contains("failpoint control-panic"),
         "{logs}"
+    );
+}
+
+/// `--log` sets what the daemon writes: at `warn` a session coming up is not logged,
+/// at `debug` it is, with debug lines beside it; a filter that cannot be read is an
+/// error that names the option, not a daemon that silently logs nothing.
+#[test]
+fn log_filter_sets_what_the_daemon_writes() {
+    let dir = tmpdir("log");
+    let (pa, pb) = (free_port(), free_port());
+    let bad = run(&[
+        "--asn",
+        "65001",
+        "--router-id",
+        "198.19.0.1",
+        "--no-fib",
+        "--port",
+        &pa.to_string(),
+        "--log",
+        "bgp=loud",
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("bad --log filter"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let conf = |me: u8, port: u16, peer: u16| {
+        format!(
+            "asn = 65001\nrouter-id = \"198.19.0.{me}\"\nport = {port}\nno-fib = true\n\
+             [[neighbor]]\naddress = \"127.0.0.1\"\nport = {peer}\n"
+        )
+    };
+    let mut quiet = Command::new(bin());
+    quiet.args(["--log", "warn"]);
+    let a = Daemon::start_under(quiet, &dir, "a", &conf(1, pa, pb));
+    let b = Daemon::start(&dir, "b", &conf(2, pb, pa));
+    let up = |d: &Daemon| d.json(&["show", "neighbors"])["neighbors"][0]["state"] == "Established";
+    assert!(wait(|| up(&a) && up(&b)), "{}\n{}", a.logs(), b.logs());
+    assert!(
+        wait(|| b.logs().contains("session established")),
+        "{}",
+        b.logs()
+    );
+    assert!(b.logs().contains("DEBUG"), "{}", b.logs());
+    let quiet_log = a.logs();
+    assert!(
+        !quiet_log.contains("session established") && !quiet_log.contains(" INFO "),
+        "--log warn wrote info lines:\n{quiet_log}"
     );
 }
