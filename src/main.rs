@@ -37,9 +37,10 @@ fn daemon_main(args: cli::DaemonArgs) -> ExitCode {
     // A filter that cannot be read would silently log nothing: say so and stop.
     let filter = match tracing_subscriber::EnvFilter::try_new(&filter) {
         Ok(f) => f,
-        Err(e) => return fail(&format!(
-            "bad --log filter {filter:?}: {e} (try error, warn, info, debug, trace, or bgp=debug)"
-        )),
+        Err(e) => {
+            let hint = "try error, warn, info, debug, trace, or bgp=debug";
+            return fail(&format!("bad --log filter {filter:?}: {e} ({hint})"));
+        }
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)

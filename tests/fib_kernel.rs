@@ -1671,3 +1671,176 @@ fn no_fib_never_touches_the_kernel() {
     let e = va.try_cli(&["show", "fib"]).unwrap_err();
     assert!(e.contains("--no-fib"), "{e}");
 }
+
+// ---------------------------------------------------------------------------------
+// The JSON scripts read
+
+/// The shape of a JSON value: every object's keys with the shape of their values,
+/// an array as the union of its elements' shapes, a scalar as its type name (two
+/// types seen at one place: both, e.g. "null|string").
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(_) => "bool".into(),
+        Value::Number(_) => "number".into(),
+        Value::String(_) => "string".into(),
+        Value::Array(items) => {
+            let merged = items.iter().map(shape).reduce(|a, b| merge(&a, &b));
+            Value::Array(merged.into_iter().collect())
+        }
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+    }
+}
+
+fn merge(a: &Value, b: &Value) -> Value {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut out = x.clone();
+            for (k, v) in y {
+                let m = match x.get(k) {
+                    Some(old) => merge(old, v),
+                    None => v.clone(),
+                };
+                out.insert(k.clone(), m);
+            }
+            Value::Object(out)
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            let all = x.iter().chain(y).cloned().reduce(|a, b| merge(&a, &b));
+            Value::Array(all.into_iter().collect())
+        }
+        (Value::String(x), Value::String(y)) => {
+            let mut t: BTreeSet<&str> = x.split('|').chain(y.split('|')).collect();
+            if t.len() > 1 {
+                t.remove("null");
+                let joined = t.into_iter().collect::<Vec<_>>().join("|");
+                return format!("null|{joined}").into();
+            }
+            x.clone().into()
+        }
+        // An object or array where another element has null: nullable.
+        (Value::String(n), other) | (other, Value::String(n)) if n == "null" => other.clone(),
+        (x, _) => x.clone(),
+    }
+}
+
+/// Where `got` differs from the golden shape `want`: keys added or gone, a value of
+/// another type. A value seen only as null here or there (an unset option) says
+/// nothing about its type and matches anything; empty arrays likewise.
+fn same_shape(want: &Value, got: &Value, at: &str, wrong: &mut Vec<String>) {
+    let types = |v: &str| -> BTreeSet<String> {
+        v.split('|')
+            .filter(|t| *t != "null")
+            .map(String::from)
+            .collect()
+    };
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            for k in w.keys().filter(|k| !g.contains_key(*k)) {
+                wrong.push(format!("{at}.{k}: gone"));
+            }
+            for (k, gv) in g {
+                match w.get(k) {
+                    Some(wv) => same_shape(wv, gv, &format!("{at}.{k}"), wrong),
+                    None => wrong.push(format!("{at}.{k}: new ({gv})")),
+                }
+            }
+        }
+        (Value::Array(w), Value::Array(g)) => {
+            if let (Some(w), Some(g)) = (w.first(), g.first()) {
+                same_shape(w, g, &format!("{at}[]"), wrong);
+            }
+        }
+        (Value::String(w), Value::String(g)) => {
+            let (w, g) = (types(w), types(g));
+            if !w.is_empty() && !g.is_empty() && w != g {
+                wrong.push(format!("{at}: {w:?} became {g:?}"));
+            }
+        }
+        (Value::String(n), _) | (_, Value::String(n)) if types(n).is_empty() => {}
+        (w, g) => wrong.push(format!("{at}: {w} became {g}")),
+    }
+}
+
+/// Every `show ... --json` keeps the shape scripts rely on: the keys and value types
+/// of neighbors, routes (type 2 and 3, with MAC mobility, PMSI, sticky and frozen
+/// duplicates), fib, vnis and duplicates are those of `tests/golden/show_json.json`.
+/// A change to them is a change for every script: run with VXBGP_BLESS=1 to write the
+/// new shape, and say so in the README.
+#[test]
+fn show_json_keeps_its_shape() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new(&["--dad-max-moves", "1"]);
+    let (m, vtep) = (lab.mac(9), lab.vtep(20));
+    let _vm = vm_add(
+        lab.ha(),
+        "br0",
+        "vm0",
+        &format!("{}/24", lab.ip4(9)),
+        Some(&m),
+    );
+    let _vm2 = vm_add(lab.ha(), "br0", "vm1", &format!("{}/24", lab.ip4(8)), None);
+    lab.ha()
+        .run_ok(&format!("bridge fdb replace {m} dev vm0 master dynamic"));
+    lab.mac_ip("add", &lab.mac(0x30), Some(&lab.ip4(0x30)), &lab.vtep(21));
+    lab.mac_ip("add", &lab.mac(0x31), None, &lab.vtep(21));
+    lab.multicast("add", &lab.vtep(21));
+    let a = lab.u.ip(0).to_string();
+    let local_seen = || path_from(&lab.b, &format!("[2]:[0]:[48]:[{m}]"), &a).is_some();
+    assert!(wait_until(WAIT, local_seen), "{:#?}", lab.b.routes());
+    // One move with --dad-max-moves 1 freezes the MAC: `show duplicates` has an entry.
+    lab.b.cli(&[
+        "route",
+        "add",
+        "mac-ip",
+        "--vni",
+        "42",
+        "--mac",
+        &m,
+        "--next-hop",
+        &vtep,
+        "--mobility-seq",
+        "5",
+    ]);
+    let frozen = || {
+        lab.a.json(&["show", "duplicates"])["duplicates"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+    };
+    assert!(
+        wait_until(WAIT, frozen),
+        "{:#}\n{}",
+        lab.a.json(&["show", "duplicates"]),
+        lab.a.logs()
+    );
+    let remote_in_fib = || lab.a.cli(&["show", "fib"]).contains(&lab.mac(0x30));
+    assert!(
+        wait_until(WAIT, remote_in_fib),
+        "{}",
+        lab.a.cli(&["show", "fib"])
+    );
+    let mut got = serde_json::Map::new();
+    for cmd in ["neighbors", "routes", "fib", "vnis", "duplicates"] {
+        got.insert(cmd.into(), shape(&lab.a.json(&["show", cmd])));
+    }
+    let got = Value::Object(got);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/show_json.json");
+    let text = serde_json::to_string_pretty(&got).unwrap() + "\n";
+    if std::env::var_os("VXBGP_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (VXBGP_BLESS=1 writes it)", path.display()));
+    let want: Value = serde_json::from_str(&want).unwrap();
+    let mut wrong = Vec::new();
+    same_shape(&want, &got, "", &mut wrong);
+    assert!(
+        wrong.is_empty(),
+        "the JSON of show commands changed shape (VXBGP_BLESS=1 to accept):\n{}\nnow:\n{text}",
+        wrong.join("\n")
+    );
+}
