@@ -17,29 +17,6 @@ use support::*;
 const VNI: u32 = 42;
 const WAIT: Duration = Duration::from_secs(20);
 
-/// `br0` with `vxlan0` (VNI 42, `local` = `vtep`, v4 or v6) and a VM at `cidr`.
-fn vtep_host(host: &Netns, vtep: &str, cidr: &str, mac: &str) -> Netns {
-    bridge_add(host, "br0");
-    host.run_ok(&format!(
-        "ip link add vxlan0 type vxlan id {VNI} local {vtep} dstport 4789 nolearning"
-    ));
-    host.run_ok("ip link set vxlan0 master br0");
-    host.run_ok("bridge link set dev vxlan0 learning off neigh_suppress on");
-    host.link_up("vxlan0");
-    vm_add(host, "br0", "vm0", cidr, Some(mac))
-}
-
-/// `bridge fdb show dev vxlan0` lines.
-fn vxlan_fdb(host: &Netns) -> String {
-    host.run_ok("bridge fdb show dev vxlan0")
-}
-
-fn fdb_has(host: &Netns, mac: &str, dst: &str) -> bool {
-    vxlan_fdb(host)
-        .lines()
-        .any(|l| l.starts_with(&format!("{mac} ")) && l.contains(&format!("dst {dst} ")))
-}
-
 fn routes(v: &Vxbgp) -> Vec<Value> {
     v.json(&["show", "routes"])["routes"]
         .as_array()
@@ -78,7 +55,7 @@ fn ipv6_underlay_peers_and_next_hops_carry_the_overlay() {
         let h = u.host(i);
         h.run_ok(&format!("ip -6 addr add {}/64 dev u0 nodad", v6(i)));
         let cidr = format!("{}/24", u.overlay_ip(i as u8 + 1));
-        vms.push(vtep_host(h, &v6(i), &cidr, &mac(i)));
+        vms.push(vtep_with_vm(h, VNI, &v6(i), &cidr, &mac(i)));
     }
     let daemons: Vec<Vxbgp> = (0..2)
         .map(|i| {
@@ -105,7 +82,8 @@ fn ipv6_underlay_peers_and_next_hops_carry_the_overlay() {
     }
     let a = &daemons[0];
     let ok = wait_until(WAIT, || {
-        fdb_has(u.host(0), "00:00:00:00:00:00", &v6(1)) && fdb_has(u.host(0), &mac(1), &v6(1))
+        vxlan_fdb_has(u.host(0), "00:00:00:00:00:00", &v6(1))
+            && vxlan_fdb_has(u.host(0), &mac(1), &v6(1))
     });
     assert!(
         ok,
@@ -172,7 +150,7 @@ fn reflector_cluster_id_port_and_a_vtep_address_other_than_the_router_id() {
     for i in 0..2 {
         let h = u.host(i);
         let cidr = format!("{}/24", u.overlay_ip(i as u8 + 1));
-        vms.push(vtep_host(h, &u.ip(i).to_string(), &cidr, &mac(i)));
+        vms.push(vtep_with_vm(h, VNI, &u.ip(i).to_string(), &cidr, &mac(i)));
         let (id, vtep) = (router_id(i), u.ip(i).to_string());
         clients.push(Vxbgp::start(
             h,
@@ -234,7 +212,7 @@ fn reflector_cluster_id_port_and_a_vtep_address_other_than_the_router_id() {
     let imet = route_with(a, "3", &b_vtep).expect("B's type-3 names its VTEP address");
     assert_eq!(imet["paths"][0]["next_hop"], b_vtep, "{imet:#}");
     assert!(
-        wait_until(WAIT, || fdb_has(u.host(0), &mac(1), &b_vtep)),
+        wait_until(WAIT, || vxlan_fdb_has(u.host(0), &mac(1), &b_vtep)),
         "{}",
         vxlan_fdb(u.host(0))
     );

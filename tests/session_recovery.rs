@@ -1,6 +1,8 @@
 //! Sessions between vxbgp and real FRR 8.4 (iBGP, FRR a VTEP with a VM so it has routes)
 //! that break and come back: a peer restart, a TCP reset, a hold-timer expiry and a vxbgp
 //! restart. After each, the routes that went away while the session was down are back.
+//! Between two vxbgp VTEPs: a peer killed with SIGKILL and a TCP reset, each ending with
+//! the kernel entries back and the overlay carrying pings.
 
 mod support;
 
@@ -315,4 +317,104 @@ fn vxbgp_restart_frr_relearns() {
         "{:?}",
         vx.prefixes()
     );
+}
+
+/// Two vxbgp VTEPs peering directly, one VM each. What a user checks after each fault:
+/// the session is back, each kernel points the other VM's MAC at the other VTEP again,
+/// and the VMs ping each other.
+/// - B's vxbgp killed with SIGKILL: A leaves Established and removes what B's routes
+///   put in its kernel; B started again: everything comes back.
+/// - the TCP connection reset under BGP (`ss -K`, no NOTIFICATION): the same.
+#[test]
+fn vxbgp_peer_killed_and_tcp_reset_the_overlay_comes_back() {
+    if !require_root() {
+        return;
+    }
+    let u = Underlay::new(2);
+    let s = u.subnet();
+    let mac = |i: usize| format!("02:00:00:{s:02x}:08:{:02x}", i + 1);
+    let ips = [u.ip(0).to_string(), u.ip(1).to_string()];
+    let vms: Vec<Netns> = (0..2)
+        .map(|i| {
+            let cidr = format!("{}/24", u.overlay_ip(i as u8 + 1));
+            vtep_with_vm(u.host(i), 42, &ips[i], &cidr, &mac(i))
+        })
+        .collect();
+    let mut vx: Vec<Vxbgp> = (0..2)
+        .map(|i| {
+            let args = [
+                "--asn",
+                "65001",
+                "--neighbor",
+                &ips[1 - i],
+                "--hold-time",
+                "9",
+            ];
+            Vxbgp::start(u.host(i), &args)
+        })
+        .collect();
+    let overlay_works = |vx: &[Vxbgp], what: &str| {
+        for (i, v) in vx.iter().enumerate() {
+            v.wait_established(&ips[1 - i], WAIT);
+        }
+        for (i, vm) in vms.iter().enumerate() {
+            // Speaking once makes the VM known to its host.
+            let _ = vm.ping(&u.overlay_ip(2 - i as u8).to_string(), 1);
+        }
+        for (i, v) in vx.iter().enumerate() {
+            let (host, other) = (u.host(i), 1 - i);
+            assert!(
+                wait_until(WAIT, || vxlan_fdb_has(host, &mac(other), &ips[other])
+                    && vxlan_fdb_has(host, "00:00:00:00:00:00", &ips[other])),
+                "{what}: host {i} does not point at the other VTEP:\n{}\n{}",
+                vxlan_fdb(host),
+                v.logs()
+            );
+        }
+        let dst = u.overlay_ip(2).to_string();
+        assert!(
+            wait_until(WAIT, || vms[0].ping(&dst, 1)),
+            "{what}: VM A cannot ping VM B:\n{}\n{}",
+            vxlan_fdb(u.host(0)),
+            vx[0].logs()
+        );
+    };
+    overlay_works(&vx, "at start");
+
+    vx[1].stop(true);
+    assert!(
+        wait_until(WAIT, || vx[0].neighbor_state(&ips[1]).as_deref()
+            != Some("Established")),
+        "A still Established with a killed peer"
+    );
+    assert!(
+        wait_until(WAIT, || !vxlan_fdb_has(u.host(0), &mac(1), &ips[1])
+            && !vxlan_fdb_has(u.host(0), "00:00:00:00:00:00", &ips[1])),
+        "A kept the killed peer's entries:\n{}",
+        vxlan_fdb(u.host(0))
+    );
+    vx[1].restart(u.host(1));
+    overlay_works(&vx, "after B was killed and restarted");
+
+    let killed = u.host(0).run_ok(&format!(
+        "ss -K -t -n dst {} and '( dport = :179 or sport = :179 )'",
+        ips[1]
+    ));
+    assert!(
+        killed.contains(&ips[1]),
+        "ss -K found no BGP connection:\n{killed}"
+    );
+    let before = vx[0]
+        .neighbor(&ips[1])
+        .map(|n| n["established_transitions"].clone());
+    assert!(
+        wait_until(WAIT, || {
+            let n = vx[0].neighbor(&ips[1]);
+            n.as_ref().map(|n| n["established_transitions"].clone()) != before
+                || n.is_some_and(|n| n["state"] != "Established")
+        }),
+        "A did not notice the reset: {:?}",
+        vx[0].neighbor(&ips[1])
+    );
+    overlay_works(&vx, "after a TCP reset");
 }

@@ -36,8 +36,8 @@ pub use frr::Frr;
 pub use gobgp::Gobgp;
 #[allow(unused_imports)] // re-exported for test binaries; not every one uses all
 pub use netns::{
-    addr_add, bridge_add, link_up, netns_exists, netns_list, veth_pair, vm_add, vxlan_add, Netns,
-    Underlay,
+    addr_add, bridge_add, link_up, netns_exists, netns_list, veth_pair, vm_add, vtep_with_vm,
+    vxlan_add, vxlan_fdb, vxlan_fdb_has, Netns, Underlay,
 };
 #[allow(unused_imports)]
 pub use proc::Child;

@@ -321,3 +321,29 @@ impl Underlay {
         v
     }
 }
+
+/// A VTEP host as the lab builds one: `br0` with `vxlan0` (VNI `vni`, `local` = `vtep`,
+/// IPv4 or IPv6, unicast only, no learning, ARP/ND suppression) and a VM at `cidr` with
+/// MAC `mac` on port `vm0`.
+pub fn vtep_with_vm(host: &Netns, vni: u32, vtep: &str, cidr: &str, mac: &str) -> Netns {
+    bridge_add(host, "br0");
+    host.run_ok(&format!(
+        "ip link add vxlan0 type vxlan id {vni} local {vtep} dstport 4789 nolearning"
+    ));
+    host.run_ok("ip link set vxlan0 master br0");
+    host.run_ok("bridge link set dev vxlan0 learning off neigh_suppress on");
+    host.link_up("vxlan0");
+    vm_add(host, "br0", "vm0", cidr, Some(mac))
+}
+
+/// `bridge fdb show dev vxlan0` of `host`.
+pub fn vxlan_fdb(host: &Netns) -> String {
+    host.run_ok("bridge fdb show dev vxlan0")
+}
+
+/// `vxlan0` has an entry for `mac` towards `dst`.
+pub fn vxlan_fdb_has(host: &Netns, mac: &str, dst: &str) -> bool {
+    vxlan_fdb(host)
+        .lines()
+        .any(|l| l.starts_with(&format!("{mac} ")) && l.contains(&format!("dst {dst} ")))
+}
