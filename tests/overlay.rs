@@ -885,6 +885,10 @@ impl Lab {
 ///    there (RFC 7432 §15). Prints the pings lost.
 #[test]
 fn vm_migration_loses_few_pings() {
+    // Pings every 10 ms: a move here loses 1 or 2 (the VM's own outage while its port
+    // moves); 25 is a quarter of a second without the overlay, already more than a
+    // user would accept, and leaves room for a loaded CI machine.
+    const MAX_LOST: u32 = 25;
     if !require_root() {
         return;
     }
@@ -914,7 +918,7 @@ fn vm_migration_loses_few_pings() {
     );
     assert!(recovered, "pings did not recover after the move:\n{out}");
     assert!(tx >= 200, "{out}");
-    assert!(tx - rx < 150, "{} of {tx} pings lost:\n{out}", tx - rx);
+    assert!(tx - rx <= MAX_LOST, "{} of {tx} pings lost:\n{out}", tx - rx);
     let seq1 = lab.assert_moved(a, b);
     eprintln!("MAC-mobility sequence before {seq0}, after the cold move {seq1}");
 
@@ -930,7 +934,7 @@ fn vm_migration_loses_few_pings() {
         tx - rx
     );
     assert!(recovered, "pings did not recover after the move:\n{out}");
-    assert!(tx - rx < 150, "{} of {tx} pings lost:\n{out}", tx - rx);
+    assert!(tx - rx <= MAX_LOST, "{} of {tx} pings lost:\n{out}", tx - rx);
     let seq2 = lab.assert_moved(a, a);
     eprintln!("MAC-mobility sequence after the live move {seq2}");
     assert!(
