@@ -596,8 +596,9 @@ impl Lab {
         s
     }
 
-    /// Starts tcpdump on the underlay switch (VXLAN only), waits until it listens.
-    fn capture_start(&mut self, echo: bool) {
+    /// Starts tcpdump on the underlay switch (VXLAN only), waits until it listens: a
+    /// capture that never started would make every "nothing crossed" check pass.
+    fn capture_start(&mut self, echo: bool, checks: &mut Checks) {
         if echo {
             show_cmd(&format!(
                 "ip netns exec {SW} tcpdump -i sw0 -n -e -l udp port 4789 &"
@@ -621,9 +622,16 @@ impl Lab {
             ],
         );
         let err = child.stderr_path().to_path_buf();
-        wait_until(Duration::from_secs(5), || {
+        let listening = wait_until(Duration::from_secs(5), || {
             std::fs::read_to_string(&err).is_ok_and(|t| t.contains("listening on"))
         });
+        if !listening {
+            say(&std::fs::read_to_string(&err).unwrap_or_default());
+        }
+        checks.check(
+            listening,
+            "tcpdump is capturing the underlay (it said \"listening on sw0\")",
+        );
         self.tcpdump = Some(child);
     }
 
@@ -1335,7 +1343,7 @@ fn traffic(lab: &mut Lab, checks: &mut Checks) {
         );
     }
     say("  (and the same in lab-vm2, lab-vm3)");
-    lab.capture_start(true);
+    lab.capture_start(true, checks);
     let vm1 = HOSTS[0].vm_ns;
     let mut answered = |what: &str, cmd: &str| {
         show_cmd(cmd);
@@ -1430,7 +1438,7 @@ fn arp_suppression(lab: &mut Lab, checks: &mut Checks) {
         &format!("ip netns exec {vm1} ip neigh flush dev eth0"),
         true,
     );
-    lab.capture_start(true);
+    lab.capture_start(true, checks);
     let targets = &HOSTS[1..];
     let outs: Vec<(String, String)> = std::thread::scope(|s| {
         let hs: Vec<_> = targets
@@ -1496,7 +1504,7 @@ fn arp_suppression(lab: &mut Lab, checks: &mut Checks) {
          every VTEP (perhaps a VM there has it): it is flooded like any broadcast, one copy\n\
          per remote VTEP."
     ));
-    lab.capture_start(false);
+    lab.capture_start(false, checks);
     let cmd = format!("ip netns exec {vm1} arping -c 2 -w 3 -I eth0 {UNKNOWN_IP}");
     show_cmd(&cmd);
     let out = try_sh(&cmd).1;
@@ -2011,7 +2019,7 @@ fn main() -> ExitCode {
         summary(&lab, &mut checks);
     }));
     checkpoint();
-    let passed = outcome.is_ok() && checks.failed() == 0;
+    let mut passed = outcome.is_ok() && checks.failed() == 0;
     if outcome.is_err() {
         println!("\nA step failed (see the message above).");
     }
@@ -2059,6 +2067,8 @@ fn main() -> ExitCode {
         let dirs_left: Vec<PathBuf> = frr_dirs().into_iter().filter(|d| d.exists()).collect();
         let _ = std::fs::remove_dir_all(lab_dir());
         let clean = left.is_empty() && dirs_left.is_empty();
+        // Something left behind breaks the next run: the lab failed.
+        passed &= clean;
         say(&if clean {
             "✓ nothing left behind (`ip netns list` shows no lab-* namespace)".to_string()
         } else {
