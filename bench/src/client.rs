@@ -484,16 +484,18 @@ impl Fleet {
     ) -> std::result::Result<(), NotConverged> {
         let deadline = Instant::now() + timeout;
         loop {
-            let down: Vec<usize> = (0..self.len())
-                .filter(|&i| which(i))
-                .filter(|&i| !self.stats[i].established.load(Relaxed))
+            let down: Vec<usize> = (self.stats.iter().enumerate())
+                .filter(|&(i, st)| which(i) && !st.established.load(Relaxed))
+                .map(|(i, _)| i)
                 .collect();
             let Some(&first) = down.first() else {
                 return Ok(());
             };
             if Instant::now() >= deadline {
-                let why = self.stats[first]
-                    .error()
+                let why = self
+                    .stats
+                    .get(first)
+                    .and_then(|st| st.error())
                     .unwrap_or_else(|| "no error recorded".into());
                 return Err(format!(
                     "sessions not established after {:.0} s: {} of {} clients down, e.g. {} ({why})",
@@ -518,8 +520,8 @@ impl Fleet {
         let deadline = Instant::now() + timeout;
         let mut next_check = Instant::now();
         loop {
-            let short: Vec<(usize, u64, u64)> = (0..self.len())
-                .map(|i| (i, self.stats[i].held.load(Relaxed), expect(i)))
+            let short: Vec<(usize, u64, u64)> = (self.stats.iter().enumerate())
+                .map(|(i, st)| (i, st.held.load(Relaxed), expect(i)))
                 .filter(|&(_, held, want)| held != want)
                 .collect();
             if short.is_empty() {
@@ -537,14 +539,12 @@ impl Fleet {
                     .copied()
                     .max_by_key(|&(_, held, want)| held.abs_diff(want))
                     .unwrap_or((0, 0, 0));
-                let st = &self.stats[i];
-                let down = if st.established.load(Relaxed) {
-                    String::new()
-                } else {
-                    format!(
+                let down = match self.stats.get(i) {
+                    Some(st) if !st.established.load(Relaxed) => format!(
                         ", its session is down ({})",
                         st.error().unwrap_or_else(|| "no error recorded".into())
-                    )
+                    ),
+                    _ => String::new(),
                 };
                 return Err(format!(
                     "did not converge within {:.0} s: client {} holds {held} of {want} routes{down} ({} of {} clients incomplete)",
@@ -561,9 +561,9 @@ impl Fleet {
     /// The latest "held changed" time over the clients for which `which(i)` holds.
     pub fn last_change(&self, which: impl Fn(usize) -> bool) -> Instant {
         instant(
-            (0..self.len())
-                .filter(|&i| which(i))
-                .map(|i| self.stats[i].last_change_ns.load(Relaxed))
+            (self.stats.iter().enumerate())
+                .filter(|&(i, _)| which(i))
+                .map(|(_, st)| st.last_change_ns.load(Relaxed))
                 .max()
                 .unwrap_or(0),
         )

@@ -11,7 +11,10 @@
 //! ```
 //! Ctrl-C / SIGTERM drop the running scenario, so every guard cleans up on the way out.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)
+)]
 
 mod client;
 mod count;

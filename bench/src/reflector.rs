@@ -410,8 +410,9 @@ pub fn count_gobgp(v: &Value) -> usize {
     v.as_array().map_or(0, |a| {
         a.iter()
             .filter(|n| {
-                let st = &n["state"]["session_state"];
-                st.as_i64() == Some(6) || st == "established"
+                let st = n.get("state").and_then(|s| s.get("session_state"));
+                st.and_then(Value::as_i64) == Some(6)
+                    || st.and_then(Value::as_str) == Some("established")
             })
             .count()
     })

@@ -106,7 +106,13 @@ impl Drop for Daemon {
 pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    let skip = lines.len().saturating_sub(n);
+    lines
+        .iter()
+        .skip(skip)
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Runs a command to completion (async, killed if the future is dropped); `Err` with its

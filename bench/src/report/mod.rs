@@ -58,10 +58,11 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
     }
     v.sort_by(f64::total_cmp);
     let m = v.len() / 2;
+    let hi = *v.get(m)?;
     Some(if v.len() % 2 == 1 {
-        v[m]
+        hi
     } else {
-        (v[m - 1] + v[m]) / 2.0
+        (v.get(m - 1)? + hi) / 2.0
     })
 }
 
@@ -84,20 +85,20 @@ impl Results {
             .entries
             .iter()
             .position(|e| e.scenario == spec.name && e.param == param && e.peer == peer);
-        let at = match at {
-            Some(i) => i,
-            None => {
-                self.entries.push(Entry {
-                    scenario: spec.name,
-                    param,
-                    peer,
-                    runs: Vec::new(),
-                    skipped: None,
-                });
-                self.entries.len() - 1
-            }
-        };
-        &mut self.entries[at]
+        if at.is_none() {
+            self.entries.push(Entry {
+                scenario: spec.name,
+                param,
+                peer,
+                runs: Vec::new(),
+                skipped: None,
+            });
+        }
+        let at = at.unwrap_or(self.entries.len() - 1);
+        match self.entries.get_mut(at) {
+            Some(e) => e,
+            None => unreachable!("entry {at} was found or pushed"),
+        }
     }
 
     pub fn add(&mut self, spec: &Spec, param: u64, peer: Peer, s: Sample) {
