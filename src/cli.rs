@@ -68,6 +68,11 @@ pub struct DaemonArgs {
     #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
+    /// Members of this group may use the control socket too (socket 0660, its
+    /// directory 0750, both of this group); by default only root and the daemon's user.
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
+
     /// Configuration file (TOML); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

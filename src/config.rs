@@ -43,6 +43,7 @@ pub struct FileConfig {
     pub vtep_ip: Option<IpAddr>,
     pub hold_time: Option<u16>,
     pub socket: Option<PathBuf>,
+    pub socket_group: Option<String>,
     /// Do not program the kernel (dedicated route reflector).
     #[serde(default)]
     pub no_fib: bool,
@@ -129,6 +130,8 @@ pub struct Settings {
     pub vtep_ip: Option<IpAddr>,
     pub hold_time: u16,
     pub socket: Option<PathBuf>,
+    /// The group that may use the control socket besides root and our user.
+    pub socket_group: Option<String>,
     pub listen_ranges: Vec<Prefix>,
     pub neighbors: Vec<NeighborConfig>,
     pub routes: Vec<StaticRoute>,
@@ -209,6 +212,7 @@ pub fn merge(args: &DaemonArgs, file: FileConfig) -> Result<Settings, String> {
             .or(file.hold_time)
             .unwrap_or(DEFAULT_HOLD_TIME),
         socket: args.socket.clone().or(file.socket),
+        socket_group: args.socket_group.clone().or(file.socket_group),
         listen_ranges,
         neighbors,
         routes: file.route,

@@ -167,7 +167,11 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         .socket
         .clone()
         .unwrap_or_else(crate::control::default_socket);
-    let unix = server::bind(&socket_path).await?;
+    let access = match &settings.socket_group {
+        Some(name) => server::Access::group(name)?,
+        None => server::Access::owner(),
+    };
+    let unix = server::bind(&socket_path, &access).await?;
     let _guard = SocketGuard(socket_path.clone());
     let state = Arc::new(ControlState {
         rib_tx: rib_tx.clone(),
@@ -207,7 +211,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
             .await
             .map_err(|e| format!("config route[{i}]: {e}"))?;
     }
-    let control_task = tokio::spawn(server::run(unix, state));
+    let control_task = tokio::spawn(server::run(unix, state, access));
 
     tracing::info!(
         asn = settings.asn,

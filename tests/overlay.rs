@@ -918,7 +918,11 @@ fn vm_migration_loses_few_pings() {
     );
     assert!(recovered, "pings did not recover after the move:\n{out}");
     assert!(tx >= 200, "{out}");
-    assert!(tx - rx <= MAX_LOST, "{} of {tx} pings lost:\n{out}", tx - rx);
+    assert!(
+        tx - rx <= MAX_LOST,
+        "{} of {tx} pings lost:\n{out}",
+        tx - rx
+    );
     let seq1 = lab.assert_moved(a, b);
     eprintln!("MAC-mobility sequence before {seq0}, after the cold move {seq1}");
 
@@ -934,7 +938,11 @@ fn vm_migration_loses_few_pings() {
         tx - rx
     );
     assert!(recovered, "pings did not recover after the move:\n{out}");
-    assert!(tx - rx <= MAX_LOST, "{} of {tx} pings lost:\n{out}", tx - rx);
+    assert!(
+        tx - rx <= MAX_LOST,
+        "{} of {tx} pings lost:\n{out}",
+        tx - rx
+    );
     let seq2 = lab.assert_moved(a, a);
     eprintln!("MAC-mobility sequence after the live move {seq2}");
     assert!(

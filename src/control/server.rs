@@ -38,13 +38,101 @@ pub struct ControlState {
     pub originated: Mutex<HashMap<EvpnKey, EvpnRoute>>,
 }
 
-/// Binds the socket, refusing to steal one a running daemon still answers on.
-pub async fn bind(path: &Path) -> Result<UnixListener, String> {
+/// Who may use the control socket: root, the daemon's user, and the members of a
+/// group if one is named. The file modes say it to the kernel (it refuses a connect
+/// without write permission on the socket); peer credentials are checked as well.
+#[derive(Clone, Debug)]
+pub struct Access {
+    own_uid: u32,
+    /// The group's id and its members' names, from /etc/group.
+    group: Option<(u32, Vec<String>)>,
+}
+
+impl Access {
+    pub fn owner() -> Access {
+        let own_uid = std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .unwrap_or(0);
+        Access {
+            own_uid,
+            group: None,
+        }
+    }
+
+    /// `name` from /etc/group; an unknown group is an error at start.
+    pub fn group(name: &str) -> Result<Access, String> {
+        let groups = std::fs::read_to_string("/etc/group")
+            .map_err(|e| format!("--socket-group {name}: cannot read /etc/group: {e}"))?;
+        let entry = groups
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split(':');
+                let (n, _, gid, members) = (f.next()?, f.next()?, f.next()?, f.next()?);
+                Some((n, gid.parse::<u32>().ok()?, members))
+            })
+            .find(|(n, _, _)| *n == name);
+        let Some((_, gid, members)) = entry else {
+            return Err(format!(
+                "--socket-group {name}: no such group in /etc/group"
+            ));
+        };
+        let members = members
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .map(String::from)
+            .collect();
+        Ok(Access {
+            group: Some((gid, members)),
+            ..Access::owner()
+        })
+    }
+
+    fn gid(&self) -> Option<u32> {
+        self.group.as_ref().map(|(g, _)| *g)
+    }
+
+    /// May a process with these credentials use the socket?
+    fn allows(&self, uid: u32, gid: u32) -> bool {
+        if uid == 0 || uid == self.own_uid {
+            return true;
+        }
+        let Some((group, members)) = &self.group else {
+            return false;
+        };
+        // The primary group comes with the credentials; a supplementary membership is
+        // in /etc/group by user name.
+        gid == *group || user_name(uid).is_some_and(|n| members.contains(&n))
+    }
+}
+
+/// The name of `uid` in /etc/passwd.
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id: u32 = f.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_string())
+    })
+}
+
+/// Binds the socket, refusing to steal one a running daemon still answers on; sets
+/// the modes `access` asks for (0600 in a 0700 directory, or 0660 in 0750 with a group).
+pub async fn bind(path: &Path, access: &Access) -> Result<UnixListener, String> {
+    let (dir_mode, sock_mode) = if access.group.is_some() {
+        (0o750, 0o660)
+    } else {
+        (0o700, 0o600)
+    };
     if let Some(dir) = path.parent() {
         if !dir.exists() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode));
+            if let Some(gid) = access.gid() {
+                std::os::unix::fs::chown(dir, None, Some(gid))
+                    .map_err(|e| format!("cannot give {} to group {gid}: {e}", dir.display()))?;
+            }
         }
     }
     if path.exists() {
@@ -58,14 +146,16 @@ pub async fn bind(path: &Path) -> Result<UnixListener, String> {
     }
     let l = UnixListener::bind(path)
         .map_err(|e| format!("cannot bind control socket {}: {e}", path.display()))?;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    if let Some(gid) = access.gid() {
+        std::os::unix::fs::chown(path, None, Some(gid))
+            .map_err(|e| format!("cannot give {} to group {gid}: {e}", path.display()))?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(sock_mode))
+        .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))?;
     Ok(l)
 }
 
-pub async fn run(listener: UnixListener, state: Arc<ControlState>) {
-    let own_uid = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(0);
+pub async fn run(listener: UnixListener, state: Arc<ControlState>, access: Access) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -77,9 +167,17 @@ pub async fn run(listener: UnixListener, state: Arc<ControlState>) {
             }
         };
         match stream.peer_cred() {
-            Ok(c) if c.uid() == 0 || c.uid() == own_uid => {}
-            _ => {
-                tracing::warn!("control connection from another user refused");
+            Ok(c) if access.allows(c.uid(), c.gid()) => {}
+            Ok(c) => {
+                tracing::warn!(
+                    uid = c.uid(),
+                    gid = c.gid(),
+                    "control connection refused: not allowed"
+                );
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "control connection refused: no peer credentials");
                 continue;
             }
         }
@@ -337,5 +435,30 @@ pub struct SocketGuard(pub PathBuf);
 impl Drop for SocketGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod access_tests {
+    use super::*;
+
+    #[test]
+    fn only_root_our_user_and_the_group_are_let_in() {
+        let own = Access {
+            own_uid: 1000,
+            group: None,
+        };
+        assert!(own.allows(0, 0) && own.allows(1000, 1000));
+        assert!(
+            !own.allows(1001, 1000),
+            "our group alone opens nothing without the option"
+        );
+        let grp = Access {
+            own_uid: 1000,
+            group: Some((4242, vec!["someone-listed".into()])),
+        };
+        assert!(grp.allows(1001, 4242), "primary group");
+        assert!(!grp.allows(1001, 4243));
+        assert!(Access::group("no-such-group-here").is_err());
     }
 }
