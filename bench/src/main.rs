@@ -319,7 +319,9 @@ async fn run(opts: Opts) -> Result<bool> {
         format!(
             "The simulated clients run in the bench process on the same machine (tokio, 2 worker \
              threads) and compete with the reflector for the CPUs; the bench's own CPU time during \
-             fan-out is `bench_cpu_s` in report.json. Load average at start: {}.",
+             fan-out is `bench_cpu_s` in report.json. Load average at start: {}. Every run \
+             starts once the machine is quiet (under 15 % CPU busy over 200 ms, at most 10 s \
+             of waiting), so what the kernel still does for the last run is not on its clock.",
             loadavg.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
         ),
         format!(

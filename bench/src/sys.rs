@@ -283,6 +283,41 @@ pub fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Busy and total jiffies of all CPUs, from the first line of /proc/stat.
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = v.iter().sum();
+    // idle and iowait are the 4th and 5th fields.
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Some((total.saturating_sub(idle), total))
+}
+
+/// Waits (at most `max`) until the machine is quiet: under `SETTLED` of its CPU busy
+/// over 200 ms. What the last run left to the kernel (a namespace torn down, its
+/// entries freed by a kernel worker) then does not land on the next daemon's clock.
+pub async fn settle(max: Duration) {
+    const SETTLED: f64 = 0.15;
+    let deadline = Instant::now() + max;
+    while Instant::now() < deadline {
+        let Some((b0, t0)) = cpu_jiffies() else {
+            return;
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Some((b1, t1)) = cpu_jiffies() else {
+            return;
+        };
+        let (busy, total) = (b1.saturating_sub(b0), t1.saturating_sub(t0));
+        if total > 0 && (busy as f64) < SETTLED * total as f64 {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -188,6 +188,9 @@ fn skip(plan: &Plan, peer: Peer, routes: u64) -> Option<String> {
     })
 }
 
+/// The longest wait for a quiet machine before each run.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs everything the plan asks for, calling `progress` after every sample (the report is
 /// rewritten there, so an interrupted run keeps what it measured).
 pub async fn run_all(ctx: &Ctx, results: &mut Results, mut progress: impl FnMut(&Results)) {
@@ -206,6 +209,7 @@ pub async fn run_all(ctx: &Ctx, results: &mut Results, mut progress: impl FnMut(
                         }
                         continue;
                     }
+                    crate::sys::settle(SETTLE).await;
                     let tag = format!("fanout-k{k}-{}-{run}", peer.name());
                     println!("[{tag}] ...");
                     let (fan, rec) =
@@ -231,6 +235,7 @@ pub async fn run_all(ctx: &Ctx, results: &mut Results, mut progress: impl FnMut(
                         results.skip(&reflect::SPEC, u64::from(n), peer, &why);
                         continue;
                     }
+                    crate::sys::settle(SETTLE).await;
                     let tag = format!("reflect-n{n}-{}-{run}", peer.name());
                     println!("[{tag}] ...");
                     let s = reflect::run(ctx, peer, n, &ctx.dir(&tag)).await;
@@ -261,6 +266,7 @@ pub async fn run_all(ctx: &Ctx, results: &mut Results, mut progress: impl FnMut(
             }
             for run in 1..=plan.runs {
                 for &peer in &peers {
+                    crate::sys::settle(SETTLE).await;
                     let tag = format!("kernel-n{n}-{}-{run}", peer.name());
                     println!("[{tag}] ...");
                     let s = kernel::run(ctx, peer, n, &ctx.dir(&tag)).await;
@@ -283,6 +289,7 @@ pub async fn run_all(ctx: &Ctx, results: &mut Results, mut progress: impl FnMut(
         }
         for run in 1..=plan.runs {
             for &peer in plan.peers.iter().filter(|&&p| p != Peer::Gobgp) {
+                crate::sys::settle(SETTLE).await;
                 let tag = format!("migration-{}-{run}", peer.name());
                 println!("[{tag}] ...");
                 let s = migration::run(ctx, peer, plan.moves, &ctx.dir(&tag)).await;
