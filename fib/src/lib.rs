@@ -15,6 +15,7 @@ pub mod discover;
 pub mod floor;
 pub mod kernel_writer;
 pub mod learn;
+pub mod learner;
 pub mod local;
 pub mod model;
 pub mod monitor;

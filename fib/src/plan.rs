@@ -363,4 +363,4 @@ impl DesiredState {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -12,12 +12,15 @@
 //! at most one job of best-path changes in flight); events
 //! come from [`crate::monitor`], which drops our own echoes unparsed and reports an
 //! overflow of its socket, after which the FIB resyncs from a dump.
-//! The FIB never awaits the agent (which awaits the RIB, which awaits the FIB):
-//! what the agent cannot take yet waits in a map keyed by entry, so a later state of
-//! the same MAC replaces an earlier one.
+//! What the kernel's reports mean for local learning and MAC mobility is decided in
+//! [`crate::learner`] (no netlink there; unit-tested), what routes want in the kernel
+//! in [`crate::plan`]. The FIB never awaits the agent (which awaits the RIB, which
+//! awaits the FIB): what the agent cannot take yet waits in the learner, keyed by
+//! entry, so a later state of the same MAC replaces an earlier one.
 
-use crate::dad::{Dad, DadConfig, Frozen};
-use crate::local::{LearnLimits, Local, Refused};
+use crate::dad::DadConfig;
+use crate::learner::Learner;
+use crate::local::LearnLimits;
 use std::collections::BTreeMap;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
@@ -64,46 +67,7 @@ pub struct FibConfig {
     pub dad: DadConfig,
 }
 
-/// What the agent needs to know to originate routes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KernelEvent {
-    /// A VNI appeared or changed.
-    VniUp(VniDevice),
-    VniDown(u32),
-    /// A MAC on a local port; `seq` is the MAC-mobility sequence to advertise it
-    /// with (RFC 7432 §15.1: one more than a remote VTEP's, 0 if none has it).
-    LocalMac {
-        vni: u32,
-        mac: Mac,
-        present: bool,
-        seq: u32,
-        /// A static entry on the local port: advertised sticky (RFC 7432 §15.2), it
-        /// never moves away.
-        sticky: bool,
-    },
-    LocalIp {
-        vni: u32,
-        mac: Mac,
-        ip: IpAddr,
-        present: bool,
-    },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum EventKey {
-    Vni(u32),
-    Mac(u32, Mac),
-    Ip(u32, IpAddr),
-}
-
-fn event_key(e: &KernelEvent) -> EventKey {
-    match e {
-        KernelEvent::VniUp(d) => EventKey::Vni(d.vni),
-        KernelEvent::VniDown(v) => EventKey::Vni(*v),
-        KernelEvent::LocalMac { vni, mac, .. } => EventKey::Mac(*vni, *mac),
-        KernelEvent::LocalIp { vni, ip, .. } => EventKey::Ip(*vni, *ip),
-    }
-}
+pub use crate::learner::{DuplicateView, KernelEvent};
 
 pub enum FibCmd {
     Best(Vec<BestChange<L2vpnEvpn>>),
@@ -121,20 +85,6 @@ pub enum FibCmd {
         mac: Option<Mac>,
         reply: oneshot::Sender<Vec<DuplicateView>>,
     },
-}
-
-/// A MAC frozen by duplicate address detection.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct DuplicateView {
-    pub vni: u32,
-    pub mac: Mac,
-    /// The moves that froze it.
-    pub moves: u32,
-    /// Where it stays while frozen: "local" (advertised from here) or "remote".
-    pub frozen_as: &'static str,
-    pub frozen_for_secs: u64,
-    /// When it thaws by itself; `None`: when cleared.
-    pub thaws_in_secs: Option<u64>,
 }
 
 impl From<Vec<BestChange<L2vpnEvpn>>> for FibCmd {
@@ -193,21 +143,8 @@ struct Fib {
     links: std::collections::HashMap<u32, LinkView>,
     vnis: std::collections::HashMap<u32, VniDevice>,
     planner: Planner,
-    /// Local MACs with the sequence they are advertised with, and their addresses.
-    local: Local,
-    /// MACs that move too often, frozen.
-    dad: Dad,
-    /// Local MACs from static bridge entries: sticky.
-    local_sticky: HashSet<(u32, Mac)>,
-    /// The local IPs that a kernel neighbour entry taught (not snooping): only these
-    /// go when a neighbour entry fails or is deleted.
-    neigh_ips: HashSet<(u32, IpAddr)>,
-    /// Kernel operations decided outside a best-path batch (a local MAC left and a
-    /// remote entry should take over), applied with the next batch or tick.
-    deferred: Vec<FibOp>,
-    /// Snooped bindings whose MAC is not (yet) known on a local port.
-    unplaced: HashMap<Mac, Vec<IpAddr>>,
-    pending_up: HashMap<EventKey, KernelEvent>,
+    /// Local learning and MAC mobility.
+    learn: Learner,
     failures: HashMap<u32, usize>,
     /// Entries we own found at start, removed at reconcile time unless wanted.
     found_owned: Vec<FibOp>,
@@ -232,9 +169,7 @@ pub async fn run(
 
     let mut fib = Fib {
         reconcile_at: Some(Instant::now() + cfg.reconcile_after),
-        local: Local::new(cfg.limits),
-        dad: Dad::new(cfg.dad),
-        local_sticky: HashSet::new(),
+        learn: Learner::new(cfg.limits, cfg.dad),
         cfg,
         handle,
         writer,
@@ -244,10 +179,6 @@ pub async fn run(
         vnis: std::collections::HashMap::new(),
         planner: Planner::default(),
 
-        neigh_ips: HashSet::new(),
-        unplaced: HashMap::new(),
-        deferred: Vec::new(),
-        pending_up: HashMap::new(),
         failures: HashMap::new(),
         found_owned: Vec::new(),
     };
@@ -260,7 +191,7 @@ pub async fn run(
     }
     tracing::info!(
         vnis = fib.vnis.len(),
-        local_macs = fib.local.mac_count(),
+        local_macs = fib.learn.local.mac_count(),
         owned_entries = fib.found_owned.len(),
         "kernel state read"
     );
@@ -276,11 +207,9 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = Vec::new();
     loop {
-        fib.flush_events(&events_tx);
-        let busy = !fib.pending_up.is_empty()
-            || fib.reconcile_at.is_some()
-            || !fib.deferred.is_empty()
-            || fib.dad.next_thaw().is_some();
+        fib.learn.flush_events(&events_tx);
+        let busy =
+            fib.learn.busy() || fib.reconcile_at.is_some() || fib.learn.dad.next_thaw().is_some();
         tokio::select! {
             n = rx.recv_many(&mut batch, 64) => {
                 if n == 0 {
@@ -295,11 +224,11 @@ pub async fn run(
                         FibCmd::ShowFib { vni, reply } => { let _ = reply.send(fib.fib_views(vni)); }
                         FibCmd::ClearDuplicates { vni, mac, reply } => {
                             let now = std::time::Instant::now();
-                            let views: Vec<DuplicateView> = fib.duplicates(vni, now)
+                            let views: Vec<DuplicateView> = fib.learn.duplicates(vni, now)
                                 .into_iter()
                                 .filter(|d| mac.is_none_or(|m| m == d.mac))
                                 .collect();
-                            let thawed = fib.dad.clear(vni, mac);
+                            let thawed = fib.learn.dad.clear(vni, mac);
                             let _ = reply.send(views);
                             if !thawed.is_empty() {
                                 tracing::info!(thawed = thawed.len(), "duplicate MACs cleared: learning them again");
@@ -327,21 +256,21 @@ pub async fn run(
                 }
             },
             b = snoop_next(&mut snooper) => match b {
-                Ok(b) => fib.snooped(b),
+                Ok(b) => fib.learn.snooped(b),
                 Err(e) => {
                     tracing::warn!(error = %e, "ARP/ND snooping stopped");
                     snooper = None;
                 }
             },
             _ = tick.tick(), if busy => {
-                if !fib.deferred.is_empty() {
-                    let ops = std::mem::take(&mut fib.deferred);
+                let ops = fib.learn.take_deferred();
+                if !ops.is_empty() {
                     fib.program(&ops).await;
                 }
                 if fib.reconcile_at.is_some_and(|t| Instant::now() >= t) {
                     fib.reconcile().await;
                 }
-                let thawed = fib.dad.thaw_expired(std::time::Instant::now());
+                let thawed = fib.learn.dad.thaw_expired(std::time::Instant::now());
                 if !thawed.is_empty() {
                     tracing::info!(thawed = thawed.len(), "duplicate MACs thawed: learning them again");
                     fib.resync().await;
@@ -381,190 +310,7 @@ async fn written(in_flight: &mut Option<Pending>) -> Written {
     }
 }
 
-/// Snooped bindings kept for MACs not yet seen on a local port.
-const MAX_UNPLACED: usize = 4096;
-
 impl Fib {
-    /// A MAC/IP pair seen in ARP/ND: local if the MAC lives on a local port.
-    fn snooped(&mut self, b: Binding) {
-        let vni = self.local.vni_of(b.mac);
-        match vni {
-            Some(vni) => self.local_ip(vni, b.ip, b.mac),
-            None => self.unplace(b.mac, b.ip),
-        }
-    }
-
-    /// Keeps an address seen for a MAC not (yet) on a local port.
-    fn unplace(&mut self, mac: Mac, ip: IpAddr) {
-        if self.unplaced.len() >= MAX_UNPLACED {
-            self.unplaced.clear();
-        }
-        let ips = self.unplaced.entry(mac).or_default();
-        if !ips.contains(&ip) {
-            ips.push(ip);
-        }
-    }
-
-    /// A limit refused a local MAC or address: counted, and logged at the 1st, 2nd,
-    /// 4th, 8th... time (forged ARP must not flood the log either).
-    fn refused(&mut self, vni: u32, mac: Mac, ip: Option<IpAddr>, why: Refused) {
-        let n = self.local.refused;
-        if n.is_power_of_two() {
-            let limit = match why {
-                Refused::MacsPerVni => "MACs per VNI",
-                Refused::AddressesPerMac => "addresses per MAC",
-            };
-            tracing::warn!(vni, %mac, ip = ?ip, limit, refused = n,
-                "learning limit reached: not advertised");
-        }
-    }
-
-    /// A local MAC left this host (deleted, aged out, or moved: a remote VTEP
-    /// advertises it with a higher sequence): withdraw it and its addresses, and let
-    /// the remote entry, if any, take over in the kernel.
-    fn local_mac_gone(&mut self, vni: u32, mac: Mac) -> Vec<FibOp> {
-        let Some(seq) = self.local.remove_mac(vni, mac) else {
-            return Vec::new();
-        };
-        let sticky = self.local_sticky.remove(&(vni, mac));
-        self.up(KernelEvent::LocalMac {
-            vni,
-            mac,
-            present: false,
-            seq,
-            sticky,
-        });
-        let gone: Vec<IpAddr> = self.local.ips_of(vni, mac);
-        for ip in gone {
-            self.local.remove_ip(vni, ip);
-            // A snooped address is kept with its MAC: if the MAC comes back (aged out
-            // and relearned, or moved back), so does its MAC/IP route.
-            if !self.neigh_ips.remove(&(vni, ip)) {
-                self.unplace(mac, ip);
-            }
-            self.up(KernelEvent::LocalIp {
-                vni,
-                mac,
-                ip,
-                present: false,
-            });
-        }
-        self.planner
-            .mac_winner(vni, mac)
-            .map(|(m, _)| FibOp::MacSet(m))
-            .into_iter()
-            .collect()
-    }
-
-    /// RFC 7432 §15, by the one rule of `evpn::mobility::local_loses`: a remote MAC
-    /// entry overrides a local MAC only if its route is sticky, or has a higher
-    /// sequence than ours, or an equal one from a lower VTEP address; then the VM has
-    /// moved away.
-    fn mobility(&mut self, ops: Vec<FibOp>) -> Vec<FibOp> {
-        let mut out = std::mem::take(&mut self.deferred);
-        let now = std::time::Instant::now();
-        for op in ops {
-            if let FibOp::MacSet(m) = op {
-                if self.dad.is_frozen(m.vni, m.mac, now) {
-                    // A duplicate stays where it froze: no more moves in the kernel.
-                    tracing::debug!(vni = m.vni, mac = %m.mac, vtep = %m.vtep, "duplicate MAC, frozen: not moved");
-                    continue;
-                }
-                if self.planner.sticky_conflict(m.vni, m.mac) {
-                    tracing::warn!(vni = m.vni, mac = %m.mac,
-                        "MAC advertised as sticky by two VTEPs (RFC 7432 §15.2): misconfiguration");
-                }
-                if let Some(local_seq) = self.local.seq(m.vni, m.mac) {
-                    let remote = self
-                        .planner
-                        .mac_winner(m.vni, m.mac)
-                        .map_or_else(Default::default, |(_, r)| r);
-                    let local = evpn::MacMobility {
-                        seq: local_seq,
-                        sticky: self.local_sticky.contains(&(m.vni, m.mac)),
-                    };
-                    // Without a known local address, an equal sequence keeps ours.
-                    let local_vtep = self
-                        .vnis
-                        .get(&m.vni)
-                        .and_then(|d| d.local)
-                        .unwrap_or(m.vtep);
-                    if !evpn::mobility::local_loses(local, local_vtep, remote, m.vtep) {
-                        continue; // ours wins: the local port stays
-                    }
-                    // A move away; one too many freezes it here (local).
-                    if let Some(f) = self.dad.moved(m.vni, m.mac, true, now) {
-                        self.froze(m.vni, m.mac, f);
-                        continue;
-                    }
-                    tracing::info!(vni = m.vni, mac = %m.mac, vtep = %m.vtep, "MAC moved to another VTEP");
-                    self.local_mac_gone(m.vni, m.mac);
-                }
-            }
-            out.push(op);
-        }
-        out
-    }
-
-    /// Duplicate address detection froze `mac`.
-    fn froze(&self, vni: u32, mac: Mac, f: Frozen) {
-        let cfg = self.dad.config();
-        tracing::warn!(
-            vni,
-            %mac,
-            moves = f.moves,
-            window_secs = cfg.window.as_secs(),
-            frozen_as = if f.local { "local" } else { "remote" },
-            thaws_in_secs = cfg.freeze_for.map(|d| d.as_secs()),
-            "duplicate MAC: it moved too often; frozen where it is (no more advertisements \
-             or moves) until `vxbgp clear duplicates` or the freeze runs out"
-        );
-    }
-
-    /// The frozen MACs (of `vni`, if given).
-    fn duplicates(&self, vni: Option<u32>, now: std::time::Instant) -> Vec<DuplicateView> {
-        self.dad
-            .frozen(vni, now)
-            .into_iter()
-            .map(|((vni, mac), f)| DuplicateView {
-                vni,
-                mac,
-                moves: f.moves,
-                frozen_as: if f.local { "local" } else { "remote" },
-                frozen_for_secs: now.saturating_duration_since(f.since).as_secs(),
-                thaws_in_secs: f.until.map(|u| u.saturating_duration_since(now).as_secs()),
-            })
-            .collect()
-    }
-
-    fn local_ip(&mut self, vni: u32, ip: IpAddr, mac: Mac) {
-        // Only a MAC on a local port makes an address local: a neighbour entry for a
-        // remote host (the bridge talked to it, or one added by hand) is not ours to
-        // advertise. It is kept until its MAC shows up on a local port.
-        if !self.local.has_mac(vni, mac) {
-            if let Some(old) = self.local.remove_ip(vni, ip) {
-                self.up(KernelEvent::LocalIp {
-                    vni,
-                    mac: old,
-                    ip,
-                    present: false,
-                });
-            }
-            self.unplace(mac, ip);
-            return;
-        }
-        match self.local.add_ip(vni, ip, mac) {
-            Ok(old) if old != Some(mac) => self.up(KernelEvent::LocalIp {
-                vni,
-                mac,
-                ip,
-                present: true,
-            }),
-            Ok(_) => {}
-            Err(why) => self.refused(vni, mac, Some(ip), why),
-        }
-    }
-
     /// Queues `ops` for the writer thread, to the devices of their VNI (or all to
     /// `fixed`).
     fn submit(&self, ops: Vec<FibOp>, fixed: Option<VniDevices>) -> Pending {
@@ -637,7 +383,7 @@ impl Fib {
             };
             self.neigh_event(&v, false);
             if let Some(op) = self.restore(&v) {
-                self.deferred.push(op);
+                self.learn.defer(op);
             }
         }
         report
@@ -656,7 +402,10 @@ impl Fib {
     async fn program_best(&mut self, best: &[BestChange<L2vpnEvpn>]) {
         for chunk in best.chunks(PLAN_CHUNK) {
             let ops = self.planner.apply(chunk);
-            let ops = self.mobility(ops);
+            let vnis = &self.vnis;
+            let ops =
+                self.learn
+                    .mobility(&self.planner, |v| vnis.get(&v).and_then(|d| d.local), ops);
             if ops.is_empty() {
                 continue;
             }
@@ -665,27 +414,6 @@ impl Fib {
                 let w = p.wait().await;
                 self.written(w);
             }
-        }
-    }
-
-    fn up(&mut self, e: KernelEvent) {
-        self.pending_up.insert(event_key(&e), e);
-    }
-
-    fn flush_events(&mut self, tx: &mpsc::Sender<Vec<KernelEvent>>) {
-        if self.pending_up.is_empty() {
-            return;
-        }
-        if let Ok(permit) = tx.try_reserve() {
-            let mut v: Vec<KernelEvent> = self.pending_up.drain().map(|(_, e)| e).collect();
-            // VNIs first, so the agent knows the VTEP address before the MACs; MACs
-            // before their addresses, so those go out with the MAC's mobility sequence.
-            v.sort_by_key(|e| match e {
-                KernelEvent::VniUp(_) | KernelEvent::VniDown(_) => 0,
-                KernelEvent::LocalMac { .. } => 1,
-                KernelEvent::LocalIp { .. } => 2,
-            });
-            permit.send(v);
         }
     }
 
@@ -736,18 +464,13 @@ impl Fib {
                 let ops = self.planner.desired(Some(*vni)).install_ops();
                 self.program(&ops).await;
             }
-            self.up(KernelEvent::VniUp(dev.clone()));
+            self.learn.up(KernelEvent::VniUp(dev.clone()));
         }
         for (vni, dev) in &old {
             if !self.vnis.contains_key(vni) {
                 tracing::info!(vni, "VNI gone");
                 self.unprogram_neighs(*vni, dev).await;
-                self.local.drop_vni(*vni);
-                self.neigh_ips.retain(|(v, _)| v != vni);
-                self.pending_up.retain(
-                    |k, _| !matches!(k, EventKey::Mac(v, _) | EventKey::Ip(v, _) if v == vni),
-                );
-                self.up(KernelEvent::VniDown(*vni));
+                self.learn.vni_gone(*vni);
             }
         }
         let vteps: HashSet<IpAddr> = self.vnis.values().filter_map(|d| d.local).collect();
@@ -840,72 +563,16 @@ impl Fib {
     /// A neighbour message: local learning (entries that are not ours).
     fn neigh_event(&mut self, n: &NeighView, present: bool) {
         match *n {
-            NeighView::Fdb { .. } => {
-                let Some(key) = self.local_mac_key(n) else {
+            NeighView::Fdb { static_entry, .. } => {
+                let Some((vni, mac)) = self.local_mac_key(n) else {
                     return;
                 };
-                let (vni, mac) = key;
-                let sticky = matches!(
-                    *n,
-                    NeighView::Fdb {
-                        static_entry: true,
-                        ..
-                    }
-                );
                 if present {
-                    if self.local.has_mac(vni, mac) {
-                        return;
-                    }
-                    let remote = self.planner.mac_winner(vni, mac);
-                    let now = std::time::Instant::now();
-                    if self.dad.is_frozen(vni, mac, now) {
-                        tracing::debug!(vni, %mac, "duplicate MAC, frozen: seen here, not advertised");
-                        return;
-                    }
-                    if let Some((r, m)) = remote.filter(|(_, m)| m.sticky && !sticky) {
-                        // RFC 7432 §15.2: a sticky (static) MAC never moves; seeing it
-                        // here is a loop or a misconfiguration, not a move.
-                        tracing::warn!(vni, %mac, vtep = %r.vtep, seq = m.seq,
-                            "MAC is sticky at another VTEP: seen here, not advertised");
-                        return;
-                    }
-                    if sticky && remote.is_some_and(|(_, m)| m.sticky) {
-                        tracing::warn!(vni, %mac, "MAC is static here and sticky at another VTEP \
-                            (RFC 7432 §15.2): a misconfiguration; the sequence decides");
-                    }
-                    // A move here; one too many freezes it where it was (remote).
-                    if remote.is_some() && !sticky {
-                        if let Some(f) = self.dad.moved(vni, mac, false, now) {
-                            self.froze(vni, mac, f);
-                            return;
-                        }
-                    }
-                    // RFC 7432 §15.1: a MAC a remote VTEP advertises has moved here:
-                    // advertised with a sequence above the highest seen.
-                    let seq =
-                        remote.map_or(0, |(_, m)| evpn::mobility::next_local_seq(Some(m.seq)));
-                    if let Err(why) = self.local.add_mac(vni, mac, seq) {
-                        self.refused(vni, mac, None, why);
-                        return;
-                    }
-                    if sticky {
-                        self.local_sticky.insert((vni, mac));
-                    }
-                    self.up(KernelEvent::LocalMac {
-                        vni,
-                        mac,
-                        present,
-                        seq,
-                        sticky,
-                    });
-                    for ip in self.unplaced.remove(&mac).unwrap_or_default() {
-                        self.local_ip(vni, ip, mac);
-                    }
+                    self.learn.mac_seen(&self.planner, vni, mac, static_entry);
                 } else {
                     // Anything to program now is done on the next best-path batch or
                     // by the remote entry the kernel already holds.
-                    let ops = self.local_mac_gone(vni, mac);
-                    self.deferred.extend(ops);
+                    self.learn.mac_left(&self.planner, vni, mac);
                 }
             }
             NeighView::Ip {
@@ -927,31 +594,7 @@ impl Fib {
                 let Some(vni) = self.vni_of_bridge(ifindex) else {
                     return;
                 };
-                let key = (vni, ip);
-                match (present && usable, mac) {
-                    (true, Some(mac)) => {
-                        self.neigh_ips.insert(key);
-                        self.local_ip(vni, ip, mac);
-                    }
-                    _ => {
-                        // Only an address a neighbour entry taught goes with it. When
-                        // we delete one of our own suppression entries the kernel
-                        // reports it FAILED, then deleted, without NTF_EXT_LEARNED:
-                        // that must not withdraw the same address that snooping just
-                        // learned here (a VM that moved in from the route's VTEP).
-                        if !self.neigh_ips.remove(&key) {
-                            return;
-                        }
-                        if let Some(mac) = self.local.remove_ip(key.0, key.1) {
-                            self.up(KernelEvent::LocalIp {
-                                vni,
-                                mac,
-                                ip,
-                                present: false,
-                            });
-                        }
-                    }
-                }
+                self.learn.neigh_ip(vni, ip, mac, present && usable);
             }
         }
     }
@@ -1075,28 +718,7 @@ impl Fib {
             }
             self.neigh_event(n, true);
         }
-        let gone: Vec<(u32, Mac)> = self.local.macs().filter(|k| !macs.contains(k)).collect();
-        for (vni, mac) in gone {
-            let ops = self.local_mac_gone(vni, mac);
-            self.deferred.extend(ops);
-        }
-        let gone: Vec<(u32, IpAddr)> = self
-            .neigh_ips
-            .iter()
-            .filter(|k| !ips.contains(k))
-            .copied()
-            .collect();
-        for key in gone {
-            self.neigh_ips.remove(&key);
-            if let Some(mac) = self.local.remove_ip(key.0, key.1) {
-                self.up(KernelEvent::LocalIp {
-                    vni: key.0,
-                    mac,
-                    ip: key.1,
-                    present: false,
-                });
-            }
-        }
+        self.learn.keep_only(&self.planner, &macs, &ips);
         // Our entries against what routes want.
         let mut flood = HashSet::new();
         let mut have_macs = HashMap::new();
@@ -1153,7 +775,10 @@ impl Fib {
             .map(|n| FibOp::NeighSet(*n));
         ops.extend(missing);
         tracing::info!(ops = ops.len(), "resynced with the kernel");
-        let ops = self.mobility(ops);
+        let vnis = &self.vnis;
+        let ops = self
+            .learn
+            .mobility(&self.planner, |v| vnis.get(&v).and_then(|d| d.local), ops);
         self.program(&ops).await;
     }
 
@@ -1185,7 +810,7 @@ impl Fib {
                     // FAILED (the deletion that follows is dropped as an echo).
                     if matches!(v, NeighView::Ip { usable: false, .. }) {
                         if let Some(op) = self.restore(&v) {
-                            self.deferred.push(op);
+                            self.learn.defer(op);
                         }
                     }
                 }
@@ -1194,7 +819,7 @@ impl Fib {
                 if let Some(v) = learn::neigh_view(&n) {
                     self.neigh_event(&v, false);
                     if let Some(op) = self.restore(&v) {
-                        self.deferred.push(op);
+                        self.learn.defer(op);
                     }
                 }
             }
@@ -1219,8 +844,8 @@ impl Fib {
                     local: d.local,
                     dstport: d.dstport,
                     up: d.up,
-                    local_macs: self.local.macs_in(d.vni),
-                    local_ips: self.local.ips_in(d.vni),
+                    local_macs: self.learn.local.macs_in(d.vni),
+                    local_ips: self.learn.local.ips_in(d.vni),
                     remote_vteps: want.map_or(0, |w| w.flood.len()),
                     remote_macs: want.map_or(0, |w| w.macs.len()),
                     problems: d.problems(),
@@ -1264,7 +889,7 @@ impl Fib {
             remote_macs: Vec::new(),
             suppress: Vec::new(),
             failures: self.failures.get(&vni).copied().unwrap_or(0),
-            duplicates: self.duplicates(Some(vni), std::time::Instant::now()),
+            duplicates: self.learn.duplicates(Some(vni), std::time::Instant::now()),
         }
     }
 }

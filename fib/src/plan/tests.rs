@@ -8,25 +8,29 @@ use evpn::{originate, EvpnRoute, MacAddr, Vni};
 
 use super::*;
 
-const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1));
+pub(crate) const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1));
 
-fn vtep(n: u8) -> IpAddr {
+pub(crate) fn vtep(n: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(198, 19, 0, n))
 }
 
-fn vni() -> Vni {
+pub(crate) fn vni() -> Vni {
     Vni::new(42).unwrap()
 }
 
-fn rd(n: u8) -> evpn::RouteDistinguisher {
+pub(crate) fn rd(n: u8) -> evpn::RouteDistinguisher {
     originate::auto_rd(Ipv4Addr::new(198, 19, 0, n), 42)
 }
 
-fn rt() -> Vec<evpn::RouteTarget> {
+pub(crate) fn rt() -> Vec<evpn::RouteTarget> {
     vec![originate::auto_rt(65001, vni())]
 }
 
-fn best(route: EvpnRoute, attrs: bgp::wire::PathAttrs, nh: IpAddr) -> BestChange<L2vpnEvpn> {
+pub(crate) fn best(
+    route: EvpnRoute,
+    attrs: bgp::wire::PathAttrs,
+    nh: IpAddr,
+) -> BestChange<L2vpnEvpn> {
     BestChange {
         key: route.key(),
         best: Some(BestPath {
@@ -40,27 +44,32 @@ fn best(route: EvpnRoute, attrs: bgp::wire::PathAttrs, nh: IpAddr) -> BestChange
     }
 }
 
-fn gone(route: &EvpnRoute) -> BestChange<L2vpnEvpn> {
+pub(crate) fn gone(route: &EvpnRoute) -> BestChange<L2vpnEvpn> {
     BestChange {
         key: route.key(),
         best: None,
     }
 }
 
-fn imet(n: u8) -> BestChange<L2vpnEvpn> {
+pub(crate) fn imet(n: u8) -> BestChange<L2vpnEvpn> {
     let (r, a) = originate::imet(rd(n), vni(), vtep(n), &rt());
     best(r, a, vtep(n))
 }
 
-fn mac(n: u8) -> Mac {
+pub(crate) fn mac(n: u8) -> Mac {
     Mac([2, 0, 0, 0, 0, n])
 }
 
-fn mac_ip(from: u8, m: u8, ip: Option<u8>, seq: u32) -> (EvpnRoute, BestChange<L2vpnEvpn>) {
+pub(crate) fn mac_ip(
+    from: u8,
+    m: u8,
+    ip: Option<u8>,
+    seq: u32,
+) -> (EvpnRoute, BestChange<L2vpnEvpn>) {
     mac_ip_sticky(from, m, ip, seq, false)
 }
 
-fn mac_ip_sticky(
+pub(crate) fn mac_ip_sticky(
     from: u8,
     m: u8,
     ip: Option<u8>,
