@@ -297,6 +297,8 @@ fn devices_of(vnis: &std::collections::HashMap<u32, VniDevice>, vni: u32) -> Opt
 
 /// Best-path changes planned per chunk: one chunk is written while the next is planned.
 const PLAN_CHUNK: usize = 4096;
+/// The chunk planned while the writer has nothing to do.
+const FIRST_CHUNK: usize = 256;
 
 /// The report of the job in flight, once it is back (never, if there is none).
 async fn written(in_flight: &mut Option<Pending>) -> Written {
@@ -400,7 +402,18 @@ impl Fib {
     /// thread while the next chunk is planned, and the last chunk's report is taken
     /// in when it comes (or before anything else is written).
     async fn program_best(&mut self, best: &[BestChange<L2vpnEvpn>]) {
-        for chunk in best.chunks(PLAN_CHUNK) {
+        let mut rest = best;
+        while !rest.is_empty() {
+            // With the writer idle, a small first chunk sets the kernel to work at once
+            // (what a few hundred routes take to plan, not thousands); while it writes,
+            // the next chunks are planned at full size.
+            let size = if self.in_flight.is_none() {
+                FIRST_CHUNK
+            } else {
+                PLAN_CHUNK
+            };
+            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            rest = tail;
             let ops = self.planner.apply(chunk);
             let vnis = &self.vnis;
             let ops =
